@@ -1,0 +1,36 @@
+# Flags for the binaries this project builds itself (tests, tools, examples, benchmarks).
+# They are not part of fiber::fiber: a host program picks its own -march.
+add_library(fiber_build_flags INTERFACE)
+add_library(fiber::build_flags ALIAS fiber_build_flags)
+
+# Release keeps assertions on: our checks are the point of the test build.
+string(REPLACE "-DNDEBUG" "" CMAKE_CXX_FLAGS_RELEASE "${CMAKE_CXX_FLAGS_RELEASE}")
+set(CMAKE_CXX_FLAGS_RELEASE "${CMAKE_CXX_FLAGS_RELEASE}" CACHE STRING "" FORCE)
+
+target_compile_options(fiber_build_flags INTERFACE -Wall -Wextra -Wno-unused-parameter)
+if(NOT FIBER_PORTABLE)
+  include(CheckCXXCompilerFlag)
+  check_cxx_compiler_flag(-march=native FIBER_HAS_MARCH_NATIVE)
+  if(FIBER_HAS_MARCH_NATIVE)
+    target_compile_options(fiber_build_flags INTERFACE -march=native)
+    # Report what the host offers, as the compiler sees it with -march=native.
+    include(CheckCXXSourceCompiles)
+    set(CMAKE_REQUIRED_FLAGS -march=native)
+    check_cxx_source_compiles("#ifndef __AVX512F__\n#error no\n#endif\nint main(){}" FIBER_HOST_AVX512F)
+    check_cxx_source_compiles("#ifndef __AVX2__\n#error no\n#endif\nint main(){}" FIBER_HOST_AVX2)
+    unset(CMAKE_REQUIRED_FLAGS)
+    message(STATUS "fiber: host build (-march=native): AVX2=${FIBER_HOST_AVX2} AVX512F=${FIBER_HOST_AVX512F}")
+  endif()
+else()
+  message(STATUS "fiber: portable build (no -march=native)")
+endif()
+
+if(FIBER_SANITIZE)
+  target_compile_options(fiber_build_flags INTERFACE -fsanitize=${FIBER_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(fiber_build_flags INTERFACE -fsanitize=${FIBER_SANITIZE})
+endif()
+
+find_program(FIBER_CCACHE ccache)
+if(FIBER_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${FIBER_CCACHE})
+endif()

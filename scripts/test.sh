@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds (Release, assertions on) and runs ctest.
+#   FIBER_BUILD_DIR=build-asan scripts/test.sh -DFIBER_SANITIZE=address,undefined
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+start=$(date +%s)
+scripts/build.sh -DFIBER_BUILD_TESTS=ON "$@"
+built=$(date +%s)
+dir=${FIBER_BUILD_DIR:-build}
+ctest --test-dir "$dir" -j "$(nproc)" --output-on-failure --timeout 600
+echo "test.sh: build $((built - start)) s, tests $(( $(date +%s) - built )) s"

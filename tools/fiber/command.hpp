@@ -1,0 +1,34 @@
+#pragma once
+// How commands plug into the `fiber` binary: each cmd_<name>.hpp defines
+//   void add_<name>_command(CLI::App& app, CommandList& commands);
+// which adds a subcommand with its options and registers the function that runs it.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <utility>
+#include <vector>
+
+namespace fiber::cli {
+
+class CommandList {
+ public:
+  void add(CLI::App* sub, std::function<int()> run) { entries_.emplace_back(sub, std::move(run)); }
+  int run_selected() const {
+    for (const auto& [sub, run] : entries_)
+      if (sub->parsed()) return run();
+    return 2;
+  }
+
+ private:
+  std::vector<std::pair<CLI::App*, std::function<int()>>> entries_;
+};
+
+}  // namespace fiber::cli
+
+// The commands. Keep this list sorted.
+namespace fiber::cli {
+inline void add_all_commands(CLI::App& app, CommandList& commands) {
+  (void)app;
+  (void)commands;
+}
+}  // namespace fiber::cli
