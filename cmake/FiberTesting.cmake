@@ -2,7 +2,6 @@
 # discovers one by one (prefix "<name>/"). All test executables share one doctest main and one
 # precompiled header, so each small test file compiles only what it instantiates.
 find_package(doctest REQUIRED)
-include(${doctest_DIR}/doctest.cmake)
 
 add_library(fiber_test_main OBJECT ${PROJECT_SOURCE_DIR}/tests/support/doctest_main.cpp)
 # The main defines DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN before doctest.h: no PCH for it.
@@ -21,5 +20,15 @@ function(fiber_add_test name)
   add_executable(${target} ${ARGN})
   target_link_libraries(${target} PRIVATE fiber_test_main)
   target_precompile_headers(${target} REUSE_FROM fiber_test_main)
-  doctest_discover_tests(${target} TEST_PREFIX "${name}/" WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  # One ctest test per TEST_CASE, listed after each build (see FiberDoctestDiscover.cmake).
+  set(tests_file ${CMAKE_CURRENT_BINARY_DIR}/${target}_tests.cmake)
+  add_custom_command(TARGET ${target} POST_BUILD
+    COMMAND ${CMAKE_COMMAND} -D EXE=$<TARGET_FILE:${target}> -D PREFIX=${name}/
+            -D WORKDIR=${PROJECT_SOURCE_DIR} -D OUT=${tests_file}
+            -P ${PROJECT_SOURCE_DIR}/cmake/FiberDoctestDiscover.cmake
+    VERBATIM)
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/${target}_include.cmake
+    "if(EXISTS \"${tests_file}\")\n  include(\"${tests_file}\")\nelse()\n"
+    "  add_test(${target}_NOT_BUILT ${target}_NOT_BUILT)\nendif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${CMAKE_CURRENT_BINARY_DIR}/${target}_include.cmake)
 endfunction()

@@ -1,0 +1,185 @@
+#pragma once
+// Evaluation of expressions: one pass over the output, vectorised with xsimd, split over the
+// thread pool. Each tensor operand (leaf) gets its broadcast strides over the output shape; the
+// dimensions are coalesced; every run of the innermost dimension is computed packet by packet.
+// Every packet, the partial one at the end of a run included, goes through the same code (one
+// call site), so the compiler makes the same choices (FMA contraction among them) for all of
+// them, and an element's value never depends on where the work was split: results are
+// identical for any thread count.
+#include <array>
+#include <cstring>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "fiber/core/strided_loop.hpp"
+#include "fiber/expr/expression.hpp"
+
+namespace fiber {
+
+namespace detail {
+
+template <class C>
+using Packet = xsimd::batch<C>;
+template <class C>
+inline constexpr std::int64_t packet_size = static_cast<std::int64_t>(Packet<C>::size);
+
+// Per-run state: each leaf's pointer at the run start and its step along the run.
+template <int K>
+struct RunState {
+  std::array<const char*, (K > 0 ? K : 1)> ptr;
+  std::array<std::int64_t, (K > 0 ? K : 1)> inc;
+};
+
+// Elements j..j+W of the run; only the first `count` lanes are read (the rest are zero).
+template <int I, class C, int K, class T>
+Packet<C> packet_of(const Leaf<T>&, const RunState<K>& s, std::int64_t j, std::int64_t count) {
+  const T* p = reinterpret_cast<const T*>(s.ptr[I]);
+  const std::int64_t inc = s.inc[I];
+  if (inc == 0) return Packet<C>(static_cast<C>(p[0]));
+  if constexpr (std::is_same_v<T, C>) {
+    if (inc == 1 && count == packet_size<C>) return Packet<C>::load_unaligned(p + j);
+  }
+  alignas(64) C tmp[packet_size<C>];
+  for (std::int64_t i = 0; i < count; ++i) tmp[i] = static_cast<C>(p[(j + i) * inc]);
+  for (std::int64_t i = count; i < packet_size<C>; ++i) tmp[i] = C(0);
+  return Packet<C>::load_aligned(tmp);
+}
+template <int I, class C, int K, class S>
+Packet<C> packet_of(const Constant<S>& c, const RunState<K>&, std::int64_t, std::int64_t) {
+  return Packet<C>(static_cast<C>(c.value));
+}
+template <int I, class C, int K, class Op, class A>
+Packet<C> packet_of(const Unary<Op, A>& e, const RunState<K>& s, std::int64_t j, std::int64_t n) {
+  return Op::apply(packet_of<I, C>(e.a, s, j, n));
+}
+template <int I, class C, int K, class Op, class A, class B>
+Packet<C> packet_of(const Binary<Op, A, B>& e, const RunState<K>& s, std::int64_t j, std::int64_t n) {
+  return Op::apply(packet_of<I, C>(e.a, s, j, n), packet_of<I + A::leaves, C>(e.b, s, j, n));
+}
+template <int I, class C, int K, class Op, class A, class B, class D>
+Packet<C> packet_of(const Ternary<Op, A, B, D>& e, const RunState<K>& s, std::int64_t j, std::int64_t n) {
+  return Op::apply(packet_of<I, C>(e.a, s, j, n), packet_of<I + A::leaves, C>(e.b, s, j, n),
+                   packet_of<I + A::leaves + B::leaves, C>(e.c, s, j, n));
+}
+
+// Leaf i's base pointer, element size and strides broadcast over `shape`, in tree order.
+template <int K>
+struct LeafTable {
+  std::array<const char*, (K > 0 ? K : 1)> base{};
+  std::array<int, (K > 0 ? K : 1)> elem_size{};
+  std::array<Shape, K + 1> strides;  // the last entry is reserved for the output
+  std::array<const void*, (K > 0 ? K : 1)> storage{};
+};
+
+inline Shape broadcast_strides(const Shape& shape, const Shape& strides, const Shape& target) {
+  Shape out = Shape::filled(target.rank(), 0);
+  const int lead = target.rank() - shape.rank();
+  for (int i = 0; i < shape.rank(); ++i)
+    if (shape[i] != 1) out[lead + i] = strides[i];
+  return out;
+}
+
+template <int I, int K, class T>
+void collect_leaves(const Leaf<T>& leaf, const Shape& target, LeafTable<K>& table) {
+  table.base[I] = reinterpret_cast<const char*>(leaf.tensor.data());
+  table.elem_size[I] = sizeof(T);
+  table.strides[I] = broadcast_strides(leaf.tensor.shape(), leaf.tensor.strides(), target);
+  table.storage[I] = leaf.tensor.storage().get();
+}
+template <int I, int K, class S>
+void collect_leaves(const Constant<S>&, const Shape&, LeafTable<K>&) {}
+template <int I, int K, class Op, class A>
+void collect_leaves(const Unary<Op, A>& e, const Shape& target, LeafTable<K>& table) {
+  collect_leaves<I>(e.a, target, table);
+}
+template <int I, int K, class Op, class A, class B>
+void collect_leaves(const Binary<Op, A, B>& e, const Shape& target, LeafTable<K>& table) {
+  collect_leaves<I>(e.a, target, table);
+  collect_leaves<I + A::leaves>(e.b, target, table);
+}
+template <int I, int K, class Op, class A, class B, class D>
+void collect_leaves(const Ternary<Op, A, B, D>& e, const Shape& target, LeafTable<K>& table) {
+  collect_leaves<I>(e.a, target, table);
+  collect_leaves<I + A::leaves>(e.b, target, table);
+  collect_leaves<I + A::leaves + B::leaves>(e.c, target, table);
+}
+
+template <class V, class C>
+void store_packet(V* out, std::int64_t inc, const Packet<C>& p, std::int64_t n) {
+  if constexpr (std::is_same_v<V, C>) {
+    if (inc == 1 && n == packet_size<C>) {
+      p.store_unaligned(out);
+      return;
+    }
+  }
+  alignas(64) C tmp[packet_size<C>];
+  p.store_aligned(tmp);
+  for (std::int64_t i = 0; i < n; ++i) {
+    if constexpr (std::is_same_v<V, bool>) out[i * inc] = tmp[i] != C(0);
+    else out[i * inc] = static_cast<V>(tmp[i]);
+  }
+}
+
+// True when writing `out` while reading `table`'s leaves could read an element already written:
+// a leaf shares the output's storage with a different layout.
+template <int K, class V>
+bool output_overlaps_leaf(const Tensor<V>& out, const LeafTable<K>& table) {
+  const Shape out_strides = out.strides();
+  for (int k = 0; k < K; ++k) {
+    if (table.storage[k] != out.storage().get()) continue;
+    if (table.base[k] != reinterpret_cast<const char*>(out.data()) || table.elem_size[k] != int(sizeof(V)) ||
+        !(table.strides[k] == out_strides))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace detail
+
+// Evaluates `expr` into `out`; expr's shape must broadcast to out's shape.
+template <class V, Expression E>
+void evaluate_into(const Tensor<V>& out, const E& expr) {
+  using C = compute_t<E>;
+  constexpr int K = E::leaves;
+  static_assert(!std::is_same_v<E, ZeroExpr>, "ZeroExpr is a marker and cannot be evaluated");
+  FIBER_CHECK(out.defined(), "evaluate: output tensor is undefined");
+  FIBER_CHECK(broadcast_shapes(expr.shape(), out.shape(), "assign") == out.shape(), "assign: expression of shape ",
+              expr.shape(), " does not broadcast to the output shape ", out.shape());
+  if (out.numel() == 0) return;
+  detail::LeafTable<K> table;
+  detail::collect_leaves<0>(expr, out.shape(), table);
+  if (detail::output_overlaps_leaf(out, table)) {
+    out.copy_(Tensor<V>(expr));  // evaluate into fresh memory first
+    return;
+  }
+  table.strides[K] = out.strides();
+  StridedLayout<K + 1> layout = coalesce<K + 1>(out.shape(), table.strides);
+  V* const out_base = out.data();
+  constexpr std::int64_t W = detail::packet_size<C>;
+  parallel_runs<K + 1>(layout, kElementwiseGrain, [&](const auto& off, std::int64_t n, const auto& inc) {
+    detail::RunState<K> s;
+    for (int k = 0; k < K; ++k) {
+      s.ptr[k] = table.base[k] + off[k] * table.elem_size[k];
+      s.inc[k] = inc[k];
+    }
+    V* o = out_base + off[K];
+    const std::int64_t out_inc = inc[K];
+    for (std::int64_t j = 0; j < n; j += W) {
+      const std::int64_t count = std::min(W, n - j);
+      detail::store_packet<V, C>(o + j * out_inc, out_inc, detail::packet_of<0, C>(expr, s, j, count), count);
+    }
+  });
+}
+
+// Evaluates an expression into a new contiguous tensor of its result type.
+template <Expression E>
+Tensor<result_t<E>> eval(const E& expr) {
+  return Tensor<result_t<E>>(expr);
+}
+template <class T>
+Tensor<T> eval(const Tensor<T>& t) {
+  return t;
+}
+
+}  // namespace fiber

@@ -1,0 +1,35 @@
+#pragma once
+// Helpers shared by the tests: element-wise comparison with a stated tolerance.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <sstream>
+#include <vector>
+
+#include "fiber/core/tensor.hpp"
+
+namespace fiber::test {
+
+// Largest |a-b| / (atol + rtol*|b|) over all elements; <= 1 means "close".
+template <class T, class U>
+double closeness(const Tensor<T>& a, const Tensor<U>& b, double rtol, double atol) {
+  REQUIRE(a.shape() == b.shape());
+  auto va = a.to_vector();
+  auto vb = b.to_vector();
+  double worst = 0;
+  for (std::size_t i = 0; i < va.size(); ++i) {
+    const double x = double(va[i]), y = double(vb[i]);
+    if (std::isnan(x) && std::isnan(y)) continue;
+    if (std::isinf(y) && x == y) continue;
+    const double r = std::abs(x - y) / (atol + rtol * std::abs(y));
+    worst = std::max(worst, std::isnan(r) ? 1e300 : r);
+  }
+  return worst;
+}
+
+#define FIBER_CHECK_CLOSE(a, b, rtol, atol) CHECK(::fiber::test::closeness((a), (b), (rtol), (atol)) <= 1.0)
+
+template <class T>
+std::vector<T> values(const Tensor<T>& t) { return t.to_vector(); }
+
+}  // namespace fiber::test
