@@ -9,3 +9,4 @@
 #include "fiber/core/thread_pool.hpp"
 #include "fiber/expr/evaluate.hpp"
 #include "fiber/expr/expression.hpp"
+#include "fiber/ops/reduce.hpp"

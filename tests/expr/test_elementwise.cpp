@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 
 #include "fiber/fiber.hpp"
 #include "test_util.hpp"
@@ -103,4 +104,12 @@ TEST_CASE("assigning into views, including strided and overlapping ones") {
   s.assign(s.t() + 0.0);
   CHECK(s.to_vector() == std::vector<float>{0, 2, 1, 3});
   CHECK_THROWS_WITH_AS(s.assign(fiber::arange<float>(0, 3) + 1.0), doctest::Contains("assign: shapes [3] and [2, 2] cannot be broadcast"), fiber::Error);
+}
+
+TEST_CASE("NaN compares unequal to everything and counts as true, as in IEEE and PyTorch") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto a = Tensor<float>::from_data({3}, {nan, 1, 0});
+  CHECK(Tensor<bool>(a != a).to_vector() == std::vector<bool>{true, false, false});
+  CHECK(Tensor<bool>(a == a).to_vector() == std::vector<bool>{false, true, true});
+  CHECK(Tensor<float>(fiber::where(a, 5.0, 7.0)).to_vector() == std::vector<float>{5, 5, 7});
 }

@@ -29,8 +29,13 @@ template <class V>
 V zero() { return V(typename V::value_type(0)); }
 template <class V, class M>
 V from_mask(const M& m) { return xsimd::select(m, one<V>(), zero<V>()); }
+// xsimd 8.1 compares `!=` with _CMP_NEQ_OQ, false for NaN; IEEE (and C++, and PyTorch) say
+// NaN != x is true. So inequality is written as the negation of equality.
 template <class V>
-auto truth(const V& v) { return v != zero<V>(); }
+auto not_equal(const V& a, const V& b) { return !(a == b); }
+// Non-zero, NaN included (NaN is truthy in C++).
+template <class V>
+auto truth(const V& v) { return not_equal(v, zero<V>()); }
 }  // namespace packet
 
 // ---- unary ----------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ struct Minimum : Elementwise {
     template <class V> static V apply(const V& a, const V& b) { return packet::from_mask<V>(expr); } \
   };
 FIBER_PREDICATE(Equal, "eq", a == b)
-FIBER_PREDICATE(NotEqual, "ne", a != b)
+FIBER_PREDICATE(NotEqual, "ne", packet::not_equal(a, b))
 FIBER_PREDICATE(Less, "lt", a < b)
 FIBER_PREDICATE(LessEqual, "le", a <= b)
 FIBER_PREDICATE(Greater, "gt", a > b)
