@@ -47,6 +47,8 @@ class Tensor {
   // Evaluates an elementwise expression into a new contiguous tensor.
   template <Expression E>
   Tensor(const E& expr) : Tensor(empty(expr.shape())) {  // NOLINT: implicit on purpose
+    static_assert(!std::remove_cvref_t<E>::has_vars,
+                  "an expression of Vars evaluates to a Var (fiber::Var<T> y = ...), which records its gradient");
     evaluate_into(*this, expr);
   }
 

@@ -31,6 +31,17 @@ struct RunState {
   std::array<std::int64_t, (K > 0 ? K : 1)> inc;
 };
 
+// The recursive walks call each other for child nodes, whose types live in namespace fiber (so
+// argument-dependent lookup does not search fiber::detail): declare them all first.
+template <int I, class C, int K, class T> Packet<C> packet_of(const Leaf<T>&, const RunState<K>&, std::int64_t, std::int64_t);
+template <int I, class C, int K, class S> Packet<C> packet_of(const Constant<S>&, const RunState<K>&, std::int64_t, std::int64_t);
+template <int I, class C, int K, class Op, class A>
+Packet<C> packet_of(const Unary<Op, A>&, const RunState<K>&, std::int64_t, std::int64_t);
+template <int I, class C, int K, class Op, class A, class B>
+Packet<C> packet_of(const Binary<Op, A, B>&, const RunState<K>&, std::int64_t, std::int64_t);
+template <int I, class C, int K, class Op, class A, class B, class D>
+Packet<C> packet_of(const Ternary<Op, A, B, D>&, const RunState<K>&, std::int64_t, std::int64_t);
+
 // Elements j..j+W of the run; only the first `count` lanes are read (the rest are zero).
 template <int I, class C, int K, class T>
 Packet<C> packet_of(const Leaf<T>&, const RunState<K>& s, std::int64_t j, std::int64_t count) {
@@ -79,6 +90,16 @@ inline Shape broadcast_strides(const Shape& shape, const Shape& strides, const S
     if (shape[i] != 1) out[lead + i] = strides[i];
   return out;
 }
+
+template <int K>
+struct LeafTable;
+template <int I, int K, class T> void collect_leaves(const Leaf<T>&, const Shape&, LeafTable<K>&);
+template <int I, int K, class S> void collect_leaves(const Constant<S>&, const Shape&, LeafTable<K>&);
+template <int I, int K, class Op, class A> void collect_leaves(const Unary<Op, A>&, const Shape&, LeafTable<K>&);
+template <int I, int K, class Op, class A, class B>
+void collect_leaves(const Binary<Op, A, B>&, const Shape&, LeafTable<K>&);
+template <int I, int K, class Op, class A, class B, class D>
+void collect_leaves(const Ternary<Op, A, B, D>&, const Shape&, LeafTable<K>&);
 
 template <int I, int K, class T>
 void collect_leaves(const Leaf<T>& leaf, const Shape& target, LeafTable<K>& table) {
@@ -150,7 +171,9 @@ void evaluate_into(const Tensor<V>& out, const E& expr) {
   detail::LeafTable<K> table;
   detail::collect_leaves<0>(expr, out.shape(), table);
   if (detail::output_overlaps_leaf(out, table)) {
-    out.copy_(Tensor<V>(expr));  // evaluate into fresh memory first
+    const Tensor<V> fresh = Tensor<V>::empty(out.shape());  // evaluate into fresh memory first
+    evaluate_into(fresh, expr);
+    out.copy_(fresh);
     return;
   }
   table.strides[K] = out.strides();

@@ -49,6 +49,7 @@ template <class T>
 struct Leaf : ExprBase {
   using operand_type = T;  // promoted over the tree's tensor operands
   static constexpr int leaves = 1;
+  static constexpr bool has_vars = false;  // autograd's VarLeaf says true
   Tensor<T> tensor;
 
   explicit Leaf(Tensor<T> t) : tensor(std::move(t)) {
@@ -63,6 +64,7 @@ template <class S>
 struct Constant : ExprBase {
   using operand_type = void;
   static constexpr int leaves = 0;
+  static constexpr bool has_vars = false;
   S value;
   explicit Constant(S v) : value(v) {}
   Shape shape() const { return {}; }
@@ -72,6 +74,7 @@ struct Constant : ExprBase {
 struct ZeroExpr : ExprBase {
   using operand_type = void;
   static constexpr int leaves = 0;
+  static constexpr bool has_vars = false;
   Shape shape() const { return {}; }
 };
 
@@ -80,6 +83,7 @@ struct Unary : ExprBase {
   using op = Op;
   using operand_type = typename A::operand_type;
   static constexpr int leaves = A::leaves;
+  static constexpr bool has_vars = A::has_vars;
   A a;
   Shape shape_;
   explicit Unary(A x) : a(std::move(x)), shape_(a.shape()) {}
@@ -91,6 +95,7 @@ struct Binary : ExprBase {
   using op = Op;
   using operand_type = promote_t<typename A::operand_type, typename B::operand_type>;
   static constexpr int leaves = A::leaves + B::leaves;
+  static constexpr bool has_vars = A::has_vars || B::has_vars;
   A a;
   B b;
   Shape shape_;
@@ -104,6 +109,7 @@ struct Ternary : ExprBase {
   using operand_type =
       promote_t<promote_t<typename A::operand_type, typename B::operand_type>, typename C::operand_type>;
   static constexpr int leaves = A::leaves + B::leaves + C::leaves;
+  static constexpr bool has_vars = A::has_vars || B::has_vars || C::has_vars;
   A a;
   B b;
   C c;
@@ -157,6 +163,9 @@ auto as_expr(S s) {
 }
 template <class X>
 using expr_t = std::remove_cvref_t<decltype(as_expr(std::declval<const X&>()))>;
+// An operand without Vars (a tensor, a scalar, an expression of those).
+template <class X>
+concept PlainOperand = SomeTensorOperand<X> && !std::remove_cvref_t<decltype(as_expr(std::declval<const X&>()))>::has_vars;
 
 // Scalar and no-derivative markers for derivative formulas (see fiber/expr/ops.hpp).
 template <class E>

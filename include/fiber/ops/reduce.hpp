@@ -1,254 +1,13 @@
 #pragma once
-// Reductions (sum, mean, max, min, var, argmax) along axes of a tensor or of an elementwise
-// expression: the expression is evaluated inside the reduction loop, so `sum(g * d, axes)` is
-// one pass with no temporary.
-//
-// Determinism: the order in which an output element accumulates its inputs depends only on the
-// shapes and strides, never on the thread count: the work is split over output elements, and a
-// very long reduction is cut into chunks of a fixed size whose partial results are combined in
-// order.
-#include <algorithm>
+// Reductions along axes: sum, mean, amax, amin, var, argmax, argmin, for tensors, elementwise
+// expressions (fused into the reduction) and Vars (with their gradients).
 #include <cstdint>
 #include <limits>
-#include <span>
-#include <vector>
 
-#include "fiber/expr/evaluate.hpp"
+#include "fiber/autograd/var.hpp"
+#include "fiber/expr/reduce.hpp"
 
 namespace fiber {
-
-// Which axes to reduce: a set over the input's dimensions.
-class Axes {
- public:
-  Axes() = default;                                     // all axes
-  Axes(int axis) : list_{axis}, all_(false) {}          // NOLINT: one axis reads naturally
-  Axes(std::initializer_list<int> axes) : list_(axes), all_(false) {}
-  explicit Axes(std::span<const int> axes) : list_(axes.begin(), axes.end()), all_(false) {}
-  static Axes all() { return {}; }
-
-  // Bit mask over `rank` dims; throws on an out-of-range or repeated axis.
-  unsigned mask(const Shape& shape, const char* op) const {
-    if (all_) return shape.rank() == 0 ? 0u : (1u << shape.rank()) - 1;
-    unsigned m = 0;
-    for (int a : list_) {
-      const int ax = shape.axis(a, op);
-      FIBER_CHECK(!(m & (1u << ax)), op, ": axis ", a, " repeated (shape ", shape, ")");
-      m |= 1u << ax;
-    }
-    return m;
-  }
-
- private:
-  std::vector<int> list_;
-  bool all_ = true;
-};
-
-// The shape after reducing `mask`; reduced dims become 1 (keepdim) or disappear.
-inline Shape reduced_shape(const Shape& in, unsigned mask, bool keepdim) {
-  Shape out;
-  for (int i = 0; i < in.rank(); ++i) {
-    if (!(mask & (1u << i))) out.push_back(in[i]);
-    else if (keepdim) out.push_back(1);
-  }
-  return out;
-}
-
-namespace reducers {
-template <class C>
-using Packet = detail::Packet<C>;
-
-struct Sum {
-  static constexpr const char* name = "sum";
-  template <class C> static C identity() { return C(0); }
-  template <class C> static Packet<C> combine(const Packet<C>& acc, const Packet<C>& x) { return acc + x; }
-  template <class C> static C combine(C acc, C x) { return acc + x; }
-};
-struct Max {
-  static constexpr const char* name = "max";
-  template <class C> static C identity() {
-    return std::numeric_limits<C>::has_infinity ? -std::numeric_limits<C>::infinity() : std::numeric_limits<C>::lowest();
-  }
-  // NaN wins, as in PyTorch.
-  template <class C> static Packet<C> combine(const Packet<C>& acc, const Packet<C>& x) {
-    return xsimd::select((x > acc) || xsimd::isnan(x), x, acc);
-  }
-  template <class C> static C combine(C acc, C x) { return (x > acc || x != x) ? x : acc; }
-};
-struct Min {
-  static constexpr const char* name = "min";
-  template <class C> static C identity() {
-    return std::numeric_limits<C>::has_infinity ? std::numeric_limits<C>::infinity() : std::numeric_limits<C>::max();
-  }
-  template <class C> static Packet<C> combine(const Packet<C>& acc, const Packet<C>& x) {
-    return xsimd::select((x < acc) || xsimd::isnan(x), x, acc);
-  }
-  template <class C> static C combine(C acc, C x) { return (x < acc || x != x) ? x : acc; }
-};
-}  // namespace reducers
-
-namespace detail {
-
-// Lanes at or past `count` replaced by the reducer's identity (padding lanes are zeros).
-template <class R, class C>
-Packet<C> mask_tail(const Packet<C>& p, std::int64_t count) {
-  if (count >= packet_size<C>) return p;
-  alignas(64) C tmp[packet_size<C>];
-  p.store_aligned(tmp);
-  for (std::int64_t i = count; i < packet_size<C>; ++i) tmp[i] = R::template identity<C>();
-  return Packet<C>::load_aligned(tmp);
-}
-
-template <class R, class C>
-C horizontal(const Packet<C>& p) {
-  alignas(64) C tmp[packet_size<C>];
-  p.store_aligned(tmp);
-  C acc = tmp[0];
-  for (std::int64_t i = 1; i < packet_size<C>; ++i) acc = R::combine(acc, tmp[i]);
-  return acc;
-}
-
-// Reduced elements per chunk when one output reduces very many inputs.
-inline constexpr std::int64_t kReduceChunk = 1 << 16;
-
-}  // namespace detail
-
-// Reduces `expr` over the dims where `out` (same rank, reduced dims of size 1) has size 1 and
-// expr does not, with reducer R; `scale` multiplies each result (1/n for a mean).
-template <class R, class V, Expression E>
-void reduce_into(const Tensor<V>& out, const E& expr, double scale = 1.0) {
-  using C = compute_t<E>;
-  using detail::Packet;
-  constexpr int K = E::leaves;
-  constexpr std::int64_t W = detail::packet_size<C>;
-  const Shape& in = expr.shape();
-  FIBER_CHECK(out.dim() == in.rank(), R::name, ": output rank ", out.dim(), " differs from input shape ", in);
-  for (int d = 0; d < in.rank(); ++d)
-    FIBER_CHECK(out.shape()[d] == in[d] || out.shape()[d] == 1, R::name, ": output shape ", out.shape(),
-                " is not a reduction of ", in);
-  if (out.numel() == 0) return;
-  if (in.numel() == 0) {  // empty reduction: the identity (sum 0; max/min have none)
-    FIBER_CHECK((std::is_same_v<R, reducers::Sum>), R::name, ": reduction over an empty dimension (shape ", in, ")");
-    out.fill_(V(0));
-    return;
-  }
-
-  detail::LeafTable<K> table;
-  detail::collect_leaves<0>(expr, in, table);
-  table.strides[K] = detail::broadcast_strides(out.shape(), out.strides(), in);
-  const StridedLayout<K + 1> L = coalesce<K + 1>(in, table.strides);
-
-  // Split the coalesced dims: kept (output stride != 0) and reduced; the innermost stays last.
-  const int rank = L.sizes.rank();
-  const bool inner_reduced = L.strides[K][rank - 1] == 0 && L.sizes[rank - 1] > 1;
-  std::array<Shape, K + 1> kept_strides, red_strides;
-  Shape kept_sizes, red_sizes;
-  for (int d = 0; d < rank; ++d) {
-    const bool reduced = L.strides[K][d] == 0 && L.sizes[d] > 1;
-    if (d == rank - 1 && !inner_reduced) continue;  // the kept innermost dim is handled apart
-    Shape& sizes = reduced ? red_sizes : kept_sizes;
-    auto& strides = reduced ? red_strides : kept_strides;
-    sizes.push_back(L.sizes[d]);
-    for (int k = 0; k <= K; ++k) strides[k].push_back(L.strides[k][d]);
-  }
-  if (red_sizes.rank() == 0) {  // nothing to reduce: a plain copy of the values
-    red_sizes.push_back(1);
-    for (int k = 0; k <= K; ++k) red_strides[k].push_back(0);
-  }
-  if (kept_sizes.rank() == 0) {
-    kept_sizes.push_back(1);
-    for (int k = 0; k <= K; ++k) kept_strides[k].push_back(0);
-  }
-  StridedLayout<K + 1> kept{kept_sizes, kept_strides, kept_sizes.numel()};
-  StridedLayout<K + 1> red{red_sizes, red_strides, red_sizes.numel()};
-  const std::int64_t n_out = kept.numel;
-  V* const out_base = out.data();
-
-  auto leaf_state = [&](const std::array<std::int64_t, K + 1>& base, const auto& inc) {
-    detail::RunState<K> s;
-    for (int k = 0; k < K; ++k) {
-      s.ptr[k] = table.base[k] + base[k] * table.elem_size[k];
-      s.inc[k] = inc[k];
-    }
-    return s;
-  };
-  auto store = [&](std::int64_t off, C value) {
-    const C v = scale == 1.0 ? value : static_cast<C>(value * static_cast<C>(scale));
-    if constexpr (std::is_same_v<V, bool>) out_base[off] = v != C(0);
-    else out_base[off] = static_cast<V>(v);
-  };
-
-  if (inner_reduced) {
-    // Each output element folds its reduced elements (a flat range of `red`) into 4 packets.
-    const std::int64_t n_red = red.numel;
-    const std::int64_t chunks = n_red > 4 * detail::kReduceChunk ? (n_red + detail::kReduceChunk - 1) / detail::kReduceChunk : 1;
-    std::vector<C> partial(static_cast<std::size_t>(n_out * chunks));
-    auto fold = [&](std::int64_t task) {
-      const std::int64_t o = task / chunks, c = task % chunks;
-      std::array<std::int64_t, K + 1> base{};
-      for_each_run<K + 1>(kept, o, o + 1, [&](const auto& off, std::int64_t, const auto&) { base = off; });
-      Packet<C> acc[4] = {Packet<C>(R::template identity<C>()), Packet<C>(R::template identity<C>()),
-                          Packet<C>(R::template identity<C>()), Packet<C>(R::template identity<C>())};
-      std::int64_t slot = 0;
-      const std::int64_t b = n_red * c / chunks, e = n_red * (c + 1) / chunks;
-      for_each_run<K + 1>(red, b, e, [&](const auto& off, std::int64_t n, const auto& inc) {
-        std::array<std::int64_t, K + 1> start;
-        for (int k = 0; k <= K; ++k) start[k] = base[k] + off[k];
-        const auto s = leaf_state(start, inc);
-        for (std::int64_t j = 0; j < n; j += W, slot = (slot + 1) & 3) {
-          const std::int64_t count = std::min(W, n - j);
-          acc[slot] = R::combine(acc[slot], detail::mask_tail<R>(detail::packet_of<0, C>(expr, s, j, count), count));
-        }
-      });
-      partial[task] = detail::horizontal<R, C>(R::combine(R::combine(acc[0], acc[1]), R::combine(acc[2], acc[3])));
-    };
-    parallel_for(0, n_out * chunks, std::max<std::int64_t>(1, kElementwiseGrain / std::max<std::int64_t>(1, n_red / chunks)),
-                 [&](std::int64_t b, std::int64_t e) { for (auto t = b; t < e; ++t) fold(t); });
-    for (std::int64_t o = 0; o < n_out; ++o) {
-      C acc = partial[o * chunks];
-      for (std::int64_t c = 1; c < chunks; ++c) acc = R::combine(acc, partial[o * chunks + c]);
-      std::int64_t out_off = 0;
-      for_each_run<K + 1>(kept, o, o + 1, [&](const auto& off, std::int64_t, const auto&) { out_off = off[K]; });
-      store(out_off, acc);
-    }
-    return;
-  }
-
-  // The innermost dim is kept: each output row accumulates whole packets across the reduced
-  // elements, in blocks of the row that stay in L1.
-  const std::int64_t inner = L.sizes[rank - 1];
-  std::array<std::int64_t, K + 1> inner_inc;
-  for (int k = 0; k <= K; ++k) inner_inc[k] = L.strides[k][rank - 1];
-  constexpr std::int64_t kBlock = 64 * W;
-  const std::int64_t blocks = (inner + kBlock - 1) / kBlock;
-  auto fold_block = [&](std::int64_t task) {
-    const std::int64_t o = task / blocks, blk = task % blocks;
-    const std::int64_t i0 = blk * kBlock, i1 = std::min(inner, i0 + kBlock);
-    std::array<std::int64_t, K + 1> base{};
-    for_each_run<K + 1>(kept, o, o + 1, [&](const auto& off, std::int64_t, const auto&) { base = off; });
-    Packet<C> acc[64];
-    const std::int64_t packets = (i1 - i0 + W - 1) / W;
-    for (std::int64_t p = 0; p < packets; ++p) acc[p] = Packet<C>(R::template identity<C>());
-    for_each_run<K + 1>(red, 0, red.numel, [&](const auto& off, std::int64_t n, const auto& inc) {
-      for (std::int64_t t = 0; t < n; ++t) {
-        std::array<std::int64_t, K + 1> start;
-        for (int k = 0; k <= K; ++k) start[k] = base[k] + off[k] + t * inc[k] + i0 * inner_inc[k];
-        const auto s = leaf_state(start, inner_inc);
-        for (std::int64_t p = 0; p < packets; ++p) {
-          const std::int64_t count = std::min(W, i1 - i0 - p * W);
-          acc[p] = R::combine(acc[p], detail::packet_of<0, C>(expr, s, p * W, count));
-        }
-      }
-    });
-    for (std::int64_t p = 0; p < packets; ++p) {
-      alignas(64) C tmp[W];
-      acc[p].store_aligned(tmp);
-      const std::int64_t count = std::min(W, i1 - i0 - p * W);
-      for (std::int64_t i = 0; i < count; ++i) store(base[K] + (i0 + p * W + i) * inner_inc[K], tmp[i]);
-    }
-  };
-  parallel_for(0, n_out * blocks, std::max<std::int64_t>(1, kElementwiseGrain / std::max<std::int64_t>(1, red.numel * kBlock)),
-               [&](std::int64_t b, std::int64_t e) { for (auto t = b; t < e; ++t) fold_block(t); });
-}
 
 namespace detail {
 template <class R, class X>
@@ -269,26 +28,26 @@ auto reduce(const X& x, const Axes& axes, bool keepdim, bool mean, const char* o
 }  // namespace detail
 
 // sum/mean/amax/amin over `axes` (all by default) of a tensor or an expression.
-template <Operand X> requires SomeTensorOperand<X>
+template <Operand X> requires PlainOperand<X>
 auto sum(const X& x, const Axes& axes = {}, bool keepdim = false) {
   return detail::reduce<reducers::Sum>(x, axes, keepdim, false, "sum");
 }
-template <Operand X> requires SomeTensorOperand<X>
+template <Operand X> requires PlainOperand<X>
 auto mean(const X& x, const Axes& axes = {}, bool keepdim = false) {
   static_assert(std::is_floating_point_v<result_t<expr_t<X>>>, "mean: needs a floating-point operand");
   return detail::reduce<reducers::Sum>(x, axes, keepdim, true, "mean");
 }
-template <Operand X> requires SomeTensorOperand<X>
+template <Operand X> requires PlainOperand<X>
 auto amax(const X& x, const Axes& axes = {}, bool keepdim = false) {
   return detail::reduce<reducers::Max>(x, axes, keepdim, false, "amax");
 }
-template <Operand X> requires SomeTensorOperand<X>
+template <Operand X> requires PlainOperand<X>
 auto amin(const X& x, const Axes& axes = {}, bool keepdim = false) {
   return detail::reduce<reducers::Min>(x, axes, keepdim, false, "amin");
 }
 
 // Variance over `axes` with Bessel's correction (divides by n - correction), as torch.var.
-template <Operand X> requires SomeTensorOperand<X>
+template <Operand X> requires PlainOperand<X>
 auto var(const X& x, const Axes& axes = {}, bool keepdim = false, int correction = 1) {
   const auto e = as_expr(x);
   const Shape in = e.shape();
@@ -303,6 +62,74 @@ auto var(const X& x, const Axes& axes = {}, bool keepdim = false, int correction
                                                                      : std::numeric_limits<double>::quiet_NaN());
   return keepdim ? out : out.reshape(reduced_shape(in, mask, false));
 }
+
+// ---- Vars ------------------------------------------------------------------------------------
+namespace detail {
+inline std::int64_t reduced_count(const Shape& in, unsigned mask) {
+  std::int64_t n = 1;
+  for (int d = 0; d < in.rank(); ++d)
+    if (mask & (1u << d)) n *= in[d];
+  return n;
+}
+}  // namespace detail
+
+template <class T>
+Var<T> sum(const Var<T>& x, const Axes& axes = {}, bool keepdim = false) {
+  const unsigned mask = axes.mask(x.shape(), "sum");
+  return record("sum", sum(x.value(), axes, keepdim), {&x}, [in = x.shape(), mask](const Tensor<T>& g, GradNeeds) {
+    return std::vector<Tensor<T>>{g.reshape(reduced_shape(in, mask, true)).expand(in)};
+  });
+}
+template <class T>
+Var<T> mean(const Var<T>& x, const Axes& axes = {}, bool keepdim = false) {
+  const unsigned mask = axes.mask(x.shape(), "mean");
+  const double n = double(detail::reduced_count(x.shape(), mask));
+  return record("mean", mean(x.value(), axes, keepdim), {&x}, [in = x.shape(), mask, n](const Tensor<T>& g, GradNeeds) {
+    return std::vector<Tensor<T>>{Tensor<T>(g.reshape(reduced_shape(in, mask, true)) * (1.0 / n)).expand(in)};
+  });
+}
+namespace detail {
+// amax/amin: the gradient goes to the extreme elements, split evenly among ties (as PyTorch).
+template <class R, class T>
+Var<T> extreme(const Var<T>& x, const Axes& axes, bool keepdim, const char* op) {
+  const unsigned mask = axes.mask(x.shape(), op);
+  Tensor<T> m = reduce<R>(x.value(), axes, true, false, op);
+  Tensor<T> out = keepdim ? m : m.reshape(reduced_shape(x.shape(), mask, false));
+  return record(op, out, {&x}, [xv = x.value(), m, mask](const Tensor<T>& g, GradNeeds) {
+    auto hit = xv == m;
+    Tensor<T> count = Tensor<T>::empty(m.shape());
+    reduce_into<reducers::Sum>(count, where(hit, 1.0, 0.0));
+    const Tensor<T> gk = g.reshape(m.shape());
+    return std::vector<Tensor<T>>{Tensor<T>(where(hit, gk / count, 0.0))};
+  });
+}
+}  // namespace detail
+template <class T>
+Var<T> amax(const Var<T>& x, const Axes& axes = {}, bool keepdim = false) {
+  return detail::extreme<reducers::Max>(x, axes, keepdim, "amax");
+}
+template <class T>
+Var<T> amin(const Var<T>& x, const Axes& axes = {}, bool keepdim = false) {
+  return detail::extreme<reducers::Min>(x, axes, keepdim, "amin");
+}
+template <class T>
+Var<T> var(const Var<T>& x, const Axes& axes = {}, bool keepdim = false, int correction = 1) {
+  const unsigned mask = axes.mask(x.shape(), "var");
+  const double n = double(detail::reduced_count(x.shape(), mask));
+  return record("var", var(x.value(), axes, keepdim, correction), {&x},
+                [xv = x.value(), mask, n, correction](const Tensor<T>& g, GradNeeds) {
+                  Tensor<T> mu = Tensor<T>::empty(reduced_shape(xv.shape(), mask, true));
+                  reduce_into<reducers::Sum>(mu, as_expr(xv), 1.0 / n);
+                  const Tensor<T> gk = g.reshape(mu.shape());
+                  return std::vector<Tensor<T>>{Tensor<T>(gk * (xv - mu) * (2.0 / (n - correction)))};
+                });
+}
+
+// An expression of Vars is evaluated to a Var first.
+template <Expression E> requires E::has_vars
+auto sum(const E& e, const Axes& axes = {}, bool keepdim = false) { return sum(Var<result_t<E>>(e), axes, keepdim); }
+template <Expression E> requires E::has_vars
+auto mean(const E& e, const Axes& axes = {}, bool keepdim = false) { return mean(Var<result_t<E>>(e), axes, keepdim); }
 
 // Index of the largest (argmax) or smallest (argmin) element along `axis`; the first on ties;
 // a NaN counts as the largest, as in PyTorch.
