@@ -1,0 +1,15 @@
+# See consumer_test.cmake. Fails (FATAL_ERROR) at the first step that does not succeed.
+function(step what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer test: ${what} failed (${rc}):\n${err}")
+  endif()
+endfunction()
+file(REMOVE_RECURSE ${WORK_DIR})
+step("install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/stage)
+file(RENAME ${WORK_DIR}/stage ${WORK_DIR}/moved)
+step("configure" ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -DCMAKE_BUILD_TYPE=Release
+     -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${WORK_DIR}/moved)
+step("build" ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+step("run" ${WORK_DIR}/build/app)
