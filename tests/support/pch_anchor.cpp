@@ -1,0 +1,1 @@
+// Compiles the test suite's precompiled header once; the test executables reuse it.
