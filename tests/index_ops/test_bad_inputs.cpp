@@ -108,7 +108,7 @@ TEST_CASE("interpolate: sizes, scale factors, modes, ranks") {
                        fiber::Error);
   CHECK_THROWS_WITH_AS(fiber::interpolate(x, {.size = {3, -2}, .mode = M::bilinear}), Contains("output size -2 for spatial dimension 1"),
                        fiber::Error);
-  CHECK_THROWS_WITH_AS(fiber::interpolate(x, {.size = {2, 2, 2}}), Contains("interpolate: size has 3 values for a input of shape [1, 2, 4, 5]"),
+  CHECK_THROWS_WITH_AS(fiber::interpolate(x, {.size = {2, 2, 2}}), Contains("interpolate: size has 3 values for an input of shape [1, 2, 4, 5]"),
                        fiber::Error);
   CHECK_THROWS_WITH_AS(fiber::interpolate(x, {.size = {2}, .scale_factor = {2.0}}), Contains("give exactly one of size and scale_factor (got both)"),
                        fiber::Error);

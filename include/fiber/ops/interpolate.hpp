@@ -85,7 +85,7 @@ inline InterpolatePlan plan_interpolation(const Shape& shape, const InterpolateO
               has_size ? "both" : "neither", ")");
   const auto count = has_size ? opt.size.size() : opt.scale_factor.size();
   FIBER_CHECK(count == 1 || static_cast<int>(count) == p.spatial, "interpolate: ", has_size ? "size" : "scale_factor",
-              " has ", count, " values for a input of shape ", shape, " with ", p.spatial, " spatial dimension(s)");
+              " has ", count, " values for an input of shape ", shape, " with ", p.spatial, " spatial dimension(s)");
   for (int d = 0; d < p.spatial; ++d) {
     const int k = 2 - p.spatial + d;  // slot in the [H, W] arrays
     const std::int64_t in = shape[2 + d];
