@@ -12,8 +12,9 @@
 // Coordinates and weights are computed once per output row and column, in the element type, by
 // PyTorch's formulas; the quirks of its legacy modes are kept (nearest and linear copy when the
 // sizes are equal, nearest halves indices when the output is exactly twice the input). The
-// backward is the exact adjoint of the forward weights (gradcheck-tested); threads own disjoint
-// input rows and walk the outputs in a fixed order, so it does not depend on the thread count.
+// backward is the exact adjoint of the forward weights (gradcheck-tested), applied separably
+// (columns, then rows); threads own disjoint input rows and add in an order fixed by the shapes,
+// so it does not depend on the thread count.
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -225,6 +226,7 @@ void interpolate_rows(const T* x, const PlaneLayout& pl, T* out, std::int64_t oh
     const T* plane = x + (p / pl.channels) * pl.s_n + (p % pl.channels) * pl.s_c;
     const T* rows[TY];
     T wy[TY];
+#pragma GCC unroll 4
     for (int a = 0; a < TY; ++a) {
       rows[a] = plane + ty.index[oy * TY + a];
       wy[a] = ty.weight[oy * TY + a];
@@ -234,8 +236,11 @@ void interpolate_rows(const T* x, const PlaneLayout& pl, T* out, std::int64_t oh
       const std::int64_t* ii = xi + ox * TX;
       const T* ww = xw + ox * TX;
       T acc = 0;
+      // Tap loops unrolled even at -O2 (the counts are compile-time constants).
+#pragma GCC unroll 4
       for (int a = 0; a < TY; ++a) {
         T s = 0;
+#pragma GCC unroll 4
         for (int t = 0; t < TX; ++t) s += ww[t] * rows[a][ii[t]];
         acc += wy[a] * s;
       }
@@ -244,32 +249,65 @@ void interpolate_rows(const T* x, const PlaneLayout& pl, T* out, std::int64_t oh
   }
 }
 
-// The adjoint: gx [planes, H, W] contiguous (zeros on entry) += the transpose of the weights
-// applied to g [planes, OH, OW] contiguous, for input rows [b, e) of planes * H. Every gx element
-// adds its contributions in (oy, tap y, ox, tap x) order, whatever the split.
-template <class T, int TY, int TX>
+// The y taps turned around: for each input row, the (output row, weight) pairs that read it, in
+// (output row, tap) order.
+template <class T>
+struct RowSources {
+  std::vector<std::int64_t> start;  // [H + 1]: pairs of row iy are [start[iy], start[iy + 1])
+  std::vector<std::int64_t> out_row;
+  std::vector<T> weight;
+};
+template <class T>
+RowSources<T> row_sources(const Taps<T>& ty, std::int64_t h) {
+  RowSources<T> r;
+  r.start.assign(static_cast<std::size_t>(h + 1), 0);
+  for (std::int64_t iy : ty.index) ++r.start[iy + 1];
+  for (std::int64_t i = 0; i < h; ++i) r.start[i + 1] += r.start[i];
+  r.out_row.resize(ty.index.size());
+  r.weight.resize(ty.index.size());
+  std::vector<std::int64_t> fill(r.start.begin(), r.start.end() - 1);
+  for (std::size_t k = 0; k < ty.index.size(); ++k) {
+    const std::int64_t at = fill[ty.index[k]]++;
+    r.out_row[at] = static_cast<std::int64_t>(k) / ty.count;
+    r.weight[at] = ty.weight[k];
+  }
+  return r;
+}
+
+// The adjoint, separably: for input rows [b, e) of planes * H, first the column adjoint
+// (tmp[ox] = sum over the output rows that read this row of wy * g[oy][ox], contiguous and
+// vectorised), then the row adjoint (gx[ix] += wx * tmp[ox]). gx: [planes, H, W] contiguous,
+// zeros on entry; g: [planes, OH, OW] contiguous. The order of additions per element is fixed by
+// the shapes, so it does not depend on the split.
+template <class T, int TX>
 void interpolate_adjoint_rows(const T* g, T* gx, std::int64_t h, std::int64_t w, std::int64_t oh, std::int64_t ow,
-                              const Taps<T>& ty, const Taps<T>& tx, std::int64_t b, std::int64_t e) {
+                              const RowSources<T>& ys, const Taps<T>& tx, std::int64_t b, std::int64_t e) {
   const std::int64_t* xi = tx.index.data();
   const T* xw = tx.weight.data();
-  for (std::int64_t p = b / h; p * h < e; ++p) {
-    const std::int64_t lo = std::max(b - p * h, std::int64_t(0)), hi = std::min(e - p * h, h);
+  std::vector<T> tmp(static_cast<std::size_t>(ow));
+  for (std::int64_t r = b; r < e; ++r) {
+    const std::int64_t p = r / h, iy = r - p * h;
+    const std::int64_t k0 = ys.start[iy], k1 = ys.start[iy + 1];
+    if (k0 == k1) continue;  // no output reads this row
     const T* gplane = g + p * oh * ow;
-    T* dplane = gx + p * h * w;
-    for (std::int64_t oy = 0; oy < oh; ++oy) {
-      for (int a = 0; a < TY; ++a) {
-        const std::int64_t iy = ty.index[oy * TY + a];
-        if (iy < lo || iy >= hi) continue;
-        const T wy = ty.weight[oy * TY + a];
-        const T* grow = gplane + oy * ow;
-        T* drow = dplane + iy * w;
-        for (std::int64_t ox = 0; ox < ow; ++ox) {
-          const T v = wy * grow[ox];
-          const std::int64_t* ii = xi + ox * TX;
-          const T* ww = xw + ox * TX;
-          for (int t = 0; t < TX; ++t) drow[ii[t]] += ww[t] * v;
-        }
-      }
+    T* t = tmp.data();
+    {
+      const T wy = ys.weight[k0];
+      const T* grow = gplane + ys.out_row[k0] * ow;
+      for (std::int64_t ox = 0; ox < ow; ++ox) t[ox] = wy * grow[ox];
+    }
+    for (std::int64_t k = k0 + 1; k < k1; ++k) {
+      const T wy = ys.weight[k];
+      const T* grow = gplane + ys.out_row[k] * ow;
+      for (std::int64_t ox = 0; ox < ow; ++ox) t[ox] += wy * grow[ox];
+    }
+    T* drow = gx + r * w;
+    for (std::int64_t ox = 0; ox < ow; ++ox) {
+      const T v = t[ox];
+      const std::int64_t* ii = xi + ox * TX;
+      const T* ww = xw + ox * TX;
+#pragma GCC unroll 4
+      for (int q = 0; q < TX; ++q) drow[ii[q]] += ww[q] * v;
     }
   }
 }
@@ -279,6 +317,7 @@ template <class F>
 void dispatch_taps(int ty, int tx, F&& f) {
   if (ty == 1 && tx == 1) f.template operator()<1, 1>();
   else if (ty == 1 && tx == 2) f.template operator()<1, 2>();
+  else if (ty == 1 && tx == 4) f.template operator()<1, 4>();
   else if (ty == 2 && tx == 2) f.template operator()<2, 2>();
   else if (ty == 4 && tx == 4) f.template operator()<4, 4>();
   else fail("interpolate: unexpected tap counts ", ty, " x ", tx);
@@ -324,12 +363,13 @@ Tensor<T> interpolate_backward(const Tensor<T>& g_in, const Shape& in4, const In
   Tensor<T> gx = Tensor<T>::zeros(in4);
   if (gx.numel() == 0) return gx;
   const std::int64_t h = in4[2], w = in4[3];
-  const Taps<T> ty = y_taps<T>(p, 1);  // row numbers
+  const RowSources<T> ys = row_sources(y_taps<T>(p, 1), h);
   const Taps<T> tx = make_taps<T>(p.mode, p.in[1], p.out[1], p.align_corners, p.scale[1], 1);
   const std::int64_t rows = in4[0] * in4[1] * h;
-  dispatch_taps(ty.count, tx.count, [&]<int TY, int TX>() {
-    parallel_for(0, rows, interpolate_row_grain(p.out[0] * p.out[1] * TY * TX / h + w), [&](std::int64_t b, std::int64_t e) {
-      interpolate_adjoint_rows<T, TY, TX>(g.data(), gx.data(), h, w, p.out[0], p.out[1], ty, tx, b, e);
+  const std::int64_t pairs_per_row = static_cast<std::int64_t>(ys.out_row.size()) / h + 1;
+  dispatch_taps(1, tx.count, [&]<int, int TX>() {
+    parallel_for(0, rows, interpolate_row_grain(p.out[1] * (pairs_per_row + TX)), [&](std::int64_t b, std::int64_t e) {
+      interpolate_adjoint_rows<T, TX>(g.data(), gx.data(), h, w, p.out[0], p.out[1], ys, tx, b, e);
     });
   });
   return gx;
