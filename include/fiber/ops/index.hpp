@@ -21,6 +21,7 @@
 #include "fiber/core/strided_loop.hpp"
 #include "fiber/core/tensor.hpp"
 #include "fiber/core/thread_pool.hpp"
+#include "fiber/ops/join.hpp"  // detail::product
 
 namespace fiber {
 
@@ -98,12 +99,6 @@ void add_rows(T* dst, const T* src, const I* idx, std::int64_t outer, std::int64
   });
 }
 
-inline std::int64_t prod(const Shape& s, int from, int to) {
-  std::int64_t n = 1;
-  for (int d = from; d < to; ++d) n *= s[d];
-  return n;
-}
-
 template <class T, class I>
 Tensor<T> index_select_impl(const Tensor<T>& x, int axis, const Tensor<I>& indices, const char* op) {
   FIBER_CHECK(x.defined() && indices.defined(), op, ": undefined input");
@@ -116,8 +111,8 @@ Tensor<T> index_select_impl(const Tensor<T>& x, int axis, const Tensor<I>& indic
   out_shape[axis] = idx.numel();
   Tensor<T> out = Tensor<T>::empty(out_shape);
   const Tensor<T> xc = x.contiguous();
-  select_rows(out.data(), xc.data(), idx.data(), prod(x.shape(), 0, axis), x.size(axis), idx.numel(),
-              prod(x.shape(), axis + 1, x.dim()));
+  select_rows(out.data(), xc.data(), idx.data(), product(x.shape(), 0, axis), x.size(axis), idx.numel(),
+              product(x.shape(), axis + 1, x.dim()));
   return out;
 }
 }  // namespace detail
@@ -137,8 +132,8 @@ Var<T> index_select(const Var<T>& x, int axis, const Tensor<I>& indices) {
                 [idx = indices.contiguous(), in = x.shape(), axis](const Tensor<T>& g, GradNeeds) {
                   Tensor<T> gx = Tensor<T>::zeros(in);
                   const Tensor<T> gc = g.contiguous();
-                  detail::add_rows(gx.data(), gc.data(), idx.data(), detail::prod(in, 0, axis), in[axis], idx.numel(),
-                                   detail::prod(in, axis + 1, in.rank()));
+                  detail::add_rows(gx.data(), gc.data(), idx.data(), detail::product(in, 0, axis), in[axis], idx.numel(),
+                                   detail::product(in, axis + 1, in.rank()));
                   return std::vector<Tensor<T>>{gx};
                 });
 }
