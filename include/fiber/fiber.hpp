@@ -3,3 +3,4 @@
 #include "fiber/core/dtype.hpp"
 #include "fiber/core/error.hpp"
 #include "fiber/core/thread_pool.hpp"
+#include "fiber/text/tokenizer.hpp"
