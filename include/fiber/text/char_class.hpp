@@ -4,7 +4,8 @@
 // (unicode_tables.hpp). Lookup is two loads: a block index per 256 code points, then the block.
 #include <algorithm>
 #include <cstdint>
-#include <map>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "fiber/text/unicode_tables.hpp"
@@ -20,15 +21,15 @@ class CharClassTable {
   CharClassTable() {
     constexpr std::uint32_t blocks = 0x110000 / 256;
     block_of_.resize(blocks);
-    std::map<std::vector<std::uint8_t>, std::uint16_t> seen;
-    std::vector<std::uint8_t> block(256);
+    std::unordered_map<std::string, std::uint16_t> seen;  // distinct blocks
+    std::string block(256, 0);
     std::size_t run = 0;
     constexpr std::size_t runs = std::size(class_runs);
     for (std::uint32_t b = 0; b < blocks; ++b) {
       for (std::uint32_t k = 0; k < 256; ++k) {
         const std::uint32_t cp = b * 256 + k;
         while (run + 1 < runs && class_runs[run + 1].first <= cp) ++run;
-        block[k] = class_runs[run].cls;
+        block[k] = static_cast<char>(class_runs[run].cls);
       }
       auto [it, added] = seen.try_emplace(block, static_cast<std::uint16_t>(seen.size()));
       if (added) classes_.insert(classes_.end(), block.begin(), block.end());
