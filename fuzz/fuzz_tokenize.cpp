@@ -2,6 +2,7 @@
 // shapes agree, offsets lie inside the text, char_to_token points at a token covering the
 // character, decode gives back the text (ill-formed UTF-8 replaced), the strict mode throws
 // exactly on ill-formed input, and truncation/padding give exactly max_length tokens.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -58,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string replaced = utf8_replace_invalid(text);
   require(e.num_chars == utf8_length(replaced));
   for (const CharSpan& s : e.offsets) require(s.begin <= s.end && s.end <= e.num_chars);
-  for (std::size_t c = 0; c < e.num_chars; ++c) {
+  for (std::size_t c = 0; c < std::min<std::size_t>(e.num_chars, 64); ++c) {  // linear each: keep it short
     if (auto t = e.char_to_token(c)) require(e.offsets[*t].begin <= c && c < e.offsets[*t].end);
   }
   require(tok.decode(std::vector<std::int32_t>(e.ids.begin() + 1, e.ids.end() - 1)) == replaced);
