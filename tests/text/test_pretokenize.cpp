@@ -56,3 +56,18 @@ TEST_CASE("GPT-2 pattern: white space gives back its last character before a wor
   CHECK(pieces("a\xE3\x80\x80" "b") == V{"a", "\xE3\x80\x80", "b"});
   CHECK(pieces("a \xC2\xA0" "b") == V{"a", " ", "\xC2\xA0", "b"});
 }
+
+TEST_CASE("the ASCII fast path classifies as the Unicode tables do") {
+  for (int c = 0; c < 128; ++c) {
+    const std::string s(1, static_cast<char>(c));
+    CAPTURE(c);
+    CHECK(detail::ClassReader(s).at(0).cls == char_class(static_cast<char32_t>(c)));
+  }
+}
+
+TEST_CASE("long runs split in linear time and stay whole") {
+  const std::string letters(1 << 20, 'a'), blanks(1 << 20, ' ');
+  CHECK(pieces(letters).size() == 1);
+  CHECK(pieces(blanks).size() == 1);
+  CHECK(pieces(blanks + "x") == V{std::string((1 << 20) - 1, ' '), " x"});
+}
