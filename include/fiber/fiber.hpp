@@ -19,3 +19,4 @@
 #include "fiber/autograd/node.hpp"
 #include "fiber/autograd/var.hpp"
 #include "fiber/autograd/gradcheck.hpp"
+#include "fiber/text/tokenizer.hpp"

@@ -26,9 +26,10 @@ class CommandList {
 }  // namespace fiber::cli
 
 // The commands. Keep this list sorted.
+#include "cmd_tokenize.hpp"
+
 namespace fiber::cli {
 inline void add_all_commands(CLI::App& app, CommandList& commands) {
-  (void)app;
-  (void)commands;
+  add_tokenize_command(app, commands);
 }
 }  // namespace fiber::cli
