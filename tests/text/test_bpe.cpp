@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "test_util.hpp"
+
 #include <cstdlib>
 #include <fstream>
 
@@ -95,7 +97,7 @@ TEST_CASE("GPT-2's own vocab.json and merges.txt load and encode as HF (FIBER_GP
   // whisper/assets/gpt2/ of the PyPI package openai-whisper==20230124.
   const char* dir = std::getenv("FIBER_GPT2_DIR");
   if (!dir || !*dir) {
-    MESSAGE("skipped: FIBER_GPT2_DIR is not set");
+    fiber::test::report_skipped("FIBER_GPT2_DIR is not set (GPT-2's vocab.json/merges.txt are not shipped)");
     return;
   }
   const auto ref = testing::load_json("gpt2_reference.json");
