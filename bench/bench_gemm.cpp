@@ -6,8 +6,6 @@
 //                              child with OpenBLAS's Haswell kernels for reference)
 //   bench_gemm --no-haswell    skip the Haswell reference child
 //   bench_gemm --blas-only     (internal) OpenBLAS figures only, one "BLAS <id> <GFLOP/s>" per line
-// GCC 12 reports _mm512_undefined_ps() inside AVX-512 intrinsics (Eigen's, xsimd's) as uninitialized.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <algorithm>
 #include <atomic>
 #include <chrono>
