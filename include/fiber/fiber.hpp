@@ -20,3 +20,5 @@
 #include "fiber/autograd/var.hpp"
 #include "fiber/autograd/gradcheck.hpp"
 #include "fiber/text/tokenizer.hpp"
+#include "fiber/backend/cpu/gemm.hpp"
+#include "fiber/backend/cpu/gemm_batched.hpp"
