@@ -7,17 +7,16 @@
 //   op(B): [K, N] (B stored [K, N], ldb >= N; or Trans::yes: B stored [N, K], ldb >= K)
 //   C:     [M, N], ldc >= N. With beta == 0, C is not read (NaN there is overwritten), as in BLAS.
 //
-// Dispatch (GemmPath::automatic), from the measurements in docs/gemm.md:
-//   - our packed xsimd kernel, threaded over M x N tiles on fiber::thread_pool() when the product
-//     has at least gemm_thread_min_flops and the caller is not inside a pool task;
-//   - when a CBLAS is present, cblas (OpenBLAS) is never chosen automatically: our kernel matched
-//     or beat it on every measured shape and fuses epilogues; GemmPath::blas forces it;
-//   - Eigen replaces cblas when FIBER_HAVE_CBLAS is undefined (GemmPath::blas then means Eigen).
-// A forced path (set_gemm_path / ScopedGemmPath) applies to every call; cblas is still never
-// called from inside a pool task (our kernel runs instead, single-threaded).
+// Dispatch (GemmPath::automatic), from the measurements in docs/gemm.md: our packed xsimd kernel,
+// threaded over tiles of C on fiber::thread_pool() when the product has at least
+// gemm_thread_min_flops and the caller is not inside a pool task. cblas (OpenBLAS) is never chosen
+// automatically: our kernel matched or beat it on every measured shape, fuses epilogues, and
+// OpenBLAS's results change with its thread count. GemmPath::blas forces cblas (Eigen when
+// FIBER_HAVE_CBLAS is undefined); GemmPath::eigen forces Eigen. A forced path applies to every
+// call; cblas is still never called from inside a pool task (our kernel runs there instead).
 //
-// Results are identical for any thread count: K is never split, and every element is summed in
-// an order fixed by K alone.
+// Results of our kernel (and of the Eigen path) are identical for any thread count: K is never
+// split, and every element is summed in an order fixed by K alone.
 #include <cstdint>
 #include <type_traits>
 

@@ -60,13 +60,14 @@ inline constexpr std::int64_t gemm_max_extent = std::int64_t{1} << 40;
 // A [rows, cols] row-major operand with leading dimension ld: ld >= max(1, cols), as BLAS asks,
 // and its extent (rows - 1) * ld + cols must fit in int64.
 inline void check_operand(const char* op, const char* name, const char* ld_name, std::int64_t rows,
-                          std::int64_t cols, std::int64_t ld, const void* data, const char* shape_note) {
+                          std::int64_t cols, std::int64_t ld, const void* data, const char* shape_note,
+                          bool read = true) {
   const std::int64_t min_ld = cols > 1 ? cols : 1;
   FIBER_CHECK(ld >= min_ld, op, ": ", ld_name, " = ", ld, " is smaller than the row width ", min_ld,
               " of ", name, " (", shape_note, ")");
   FIBER_CHECK(rows <= 1 || ld <= gemm_max_extent / rows, op, ": ", name, " extent ", rows, " rows x ", ld_name,
               " ", ld, " is too large");
-  FIBER_CHECK(data != nullptr || rows == 0 || cols == 0, op, ": ", name, " is null but holds ", rows, " x ",
+  FIBER_CHECK(!read || data != nullptr || rows == 0 || cols == 0, op, ": ", name, " is null but holds ", rows, " x ",
               cols, " elements");
 }
 
@@ -79,21 +80,22 @@ inline void check_sizes(const char* op, std::int64_t M, std::int64_t N, std::int
 }
 
 // C[M, N] = op(A)[M, K] * op(B)[K, N]: op(A) is A [M, K] (lda >= K) or A^T with A [K, M] (lda >= M).
+// Null operands are rejected unless nothing is read (`read` false: an empty batch).
 inline void check_gemm_args(const char* op, Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K,
                             const void* A, std::int64_t lda, const void* B, std::int64_t ldb, const void* C,
-                            std::int64_t ldc) {
+                            std::int64_t ldc, bool read = true) {
   check_sizes(op, M, N, K);
   if (ta == Trans::no) {
-    check_operand(op, "A", "lda", M, K, lda, A, "[M, K], not transposed");
+    check_operand(op, "A", "lda", M, K, lda, A, "[M, K], not transposed", read);
   } else {
-    check_operand(op, "A", "lda", K, M, lda, A, "[K, M], transposed");
+    check_operand(op, "A", "lda", K, M, lda, A, "[K, M], transposed", read);
   }
   if (tb == Trans::no) {
-    check_operand(op, "B", "ldb", K, N, ldb, B, "[K, N], not transposed");
+    check_operand(op, "B", "ldb", K, N, ldb, B, "[K, N], not transposed", read);
   } else {
-    check_operand(op, "B", "ldb", N, K, ldb, B, "[N, K], transposed");
+    check_operand(op, "B", "ldb", N, K, ldb, B, "[N, K], transposed", read);
   }
-  check_operand(op, "C", "ldc", M, N, ldc, C, "[M, N]");
+  check_operand(op, "C", "ldc", M, N, ldc, C, "[M, N]", read);
 }
 
 }  // namespace detail

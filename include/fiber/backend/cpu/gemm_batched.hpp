@@ -54,7 +54,7 @@ void gemm_batched(Trans ta, Trans tb, std::int64_t batch, std::int64_t M, std::i
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "gemm_batched: T must be float or double");
   const char* op = "gemm_batched";
   FIBER_CHECK(batch >= 0, op, ": batch = ", batch, " must be >= 0");
-  detail::check_gemm_args(op, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+  detail::check_gemm_args(op, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, batch > 0);
   const std::int64_t extent_a = ta == Trans::no ? detail::operand_extent(M, K, lda) : detail::operand_extent(K, M, lda);
   const std::int64_t extent_b = tb == Trans::no ? detail::operand_extent(K, N, ldb) : detail::operand_extent(N, K, ldb);
   const std::int64_t extent_c = detail::operand_extent(M, N, ldc);
