@@ -225,3 +225,20 @@ TEST_CASE("gemm rejects bad arguments with a message naming them") {
   CHECK_THROWS_WITH_AS(call(Trans::no, Trans::no, 1 << 30, 2, 2, int64_t{1} << 20, 2, 2), Contains("too large"),
                        fiber::Error);
 }
+
+TEST_CASE("steady-state gemm calls allocate no scratch") {
+  const Problem<float> p(Trans::yes, Trans::yes, 301, 257, 500, 1, 9);
+  std::vector<float> C = p.C0;
+  auto call = [&] {
+    fiber::cpu::gemm<float>(p.ta, p.tb, p.M, p.N, p.K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, C.data(), p.ldc);
+  };
+  // One thread: which pool thread takes which task (and so first grows its scratch) is up to the
+  // scheduler; the calling thread's buffers are the same ones either way.
+  const int original = fiber::num_threads();
+  fiber::set_num_threads(1);
+  call();
+  const auto before = fiber::cpu::detail::scratch_allocations().load();
+  for (int i = 0; i < 10; ++i) call();
+  CHECK(fiber::cpu::detail::scratch_allocations().load() == before);
+  fiber::set_num_threads(original);
+}

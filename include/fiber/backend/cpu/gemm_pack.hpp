@@ -48,6 +48,43 @@ inline void pack_b_panel(Trans tb, const T* B, std::int64_t ldb, std::int64_t k0
       for (std::int64_t j = n_valid; j < width; ++j) dst[k * width + j] = T(0);
 }
 
+// op(B)[k0 : k0 + kc, j0 : j0 + n] as consecutive [kc, NR] panels, panel q at dst + q * kc * NR;
+// the last one holds the remaining columns in last_width (a multiple of the vector width).
+// B stored [K, N] is read row by row across all the panels: long contiguous reads, which the
+// hardware prefetcher follows far better than one panel's short rows at a large stride.
+template <class T>
+inline void pack_b_panels(Trans tb, const T* B, std::int64_t ldb, std::int64_t k0, std::int64_t kc, std::int64_t j0,
+                          std::int64_t n, std::int64_t NR, std::int64_t last_width, T* dst) {
+  using V = Vec<T>;
+  constexpr int W = vec_width<T>;
+  const std::int64_t count = (n + NR - 1) / NR;
+  const std::int64_t last_valid = n - (count - 1) * NR;
+  if (tb == Trans::yes) {
+    for (std::int64_t q = 0; q < count; ++q) {
+      const bool last = q + 1 == count;
+      pack_b_panel(tb, B, ldb, k0, j0 + q * NR, kc, last ? last_valid : NR, last ? last_width : NR, dst + q * kc * NR);
+    }
+    return;
+  }
+  const std::int64_t full = last_valid == last_width ? count : count - 1;  // panels copied by vectors
+  const T* src = B + k0 * ldb + j0;
+  for (std::int64_t k = 0; k < kc; ++k, src += ldb) {
+    for (std::int64_t q = 0; q < full; ++q) {
+      const std::int64_t width = q + 1 == count ? last_width : NR;
+      T* out = dst + q * kc * NR + k * width;
+      for (std::int64_t j = 0; j < width; j += W) V::load_unaligned(src + q * NR + j).store_aligned(out + j);
+    }
+    if (full < count) {
+      // The last panel, not a whole number of vectors: scalar copy and zeros.
+      T* out = dst + full * kc * NR + k * last_width;
+      const T* in = src + full * NR;
+      std::int64_t j = 0;
+      for (; j < last_valid; ++j) out[j] = in[j];
+      for (; j < last_width; ++j) out[j] = T(0);
+    }
+  }
+}
+
 // op(A)[i0 : i0 + m_valid, k0 : k0 + kc] into a [kc, MR] panel (m_valid <= MR).
 template <class T>
 inline void pack_a_panel(Trans ta, const T* A, std::int64_t lda, std::int64_t i0, std::int64_t k0, std::int64_t kc,

@@ -27,6 +27,8 @@ namespace fiber::cpu::detail {
 template <class T>
 struct Blocking {
   static constexpr std::int64_t kc = sizeof(T) == 8 ? 256 : 384;
+  // B panels packed together: their rows are read as one contiguous run (4 x 64 floats).
+  static constexpr std::int64_t panels_per_pack = 4;
 };
 
 // Cut [0, K) into ceil(K / kc_max) blocks of equal size (the first K % blocks are one longer).
@@ -127,34 +129,40 @@ void gemm_blocked(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64
     const std::int64_t p0 = np * cg / col_groups, p1 = np * (cg + 1) / col_groups;
     const std::int64_t ir0 = mp * rg / row_groups, ir1 = mp * (rg + 1) / row_groups;
     auto& scratch = packed_scratch<T>();
-    T* b_panel = scratch.b_panel.get(Blocking<T>::kc * NR);
+    constexpr std::int64_t G = Blocking<T>::panels_per_pack;
+    T* b_panels = scratch.b_panel.get(G * Blocking<T>::kc * NR);
     T* tile = scratch.tile.get(MR * NR);
-    for (std::int64_t p = p0; p < p1; ++p) {
-      const bool last_panel = p + 1 == np;
-      const std::int64_t j0 = p * NR;
-      const std::int64_t nr = last_panel ? last_valid : NR, width = last_panel ? last_width : NR;
-      const int nv = static_cast<int>(width / W);
-      const MicrokernelFn<T> direct_kernel = microkernel_for<T, MR, NV, false>(nv);
-      const MicrokernelFn<T> packed_kernel = microkernel_for<T, MR, NV, true>(nv);
+    for (std::int64_t g0 = p0; g0 < p1; g0 += G) {
+      const std::int64_t g1 = std::min(p1, g0 + G);
       for (std::int64_t kb = 0; kb < kblocks.count; ++kb) {
         const std::int64_t k0 = kblocks.offset(kb), kc = kblocks.size(kb);
         const T beta_k = kb == 0 ? beta : T(1);
-        pack_b_panel(tb, B, ldb, k0, j0, kc, nr, width, b_panel);
-        for (std::int64_t ir = ir0; ir < ir1; ++ir) {
-          const std::int64_t i0 = ir * MR, mr = std::min<std::int64_t>(MR, M - i0);
-          const bool direct = ir < first_packed;
-          const T* a = direct ? A + i0 * lda + k0 : a_panel_at(kb, ir);
-          const MicrokernelFn<T> kernel = direct ? direct_kernel : packed_kernel;
-          T* c = C + i0 * ldc + j0;
-          if (mr == MR && nr == width) {
-            kernel(kc, a, lda, b_panel, c, ldc, alpha, beta_k);
-          } else {
-            kernel(kc, a, lda, b_panel, tile, NR, T(1), T(0));
-            store_tile(tile, NR, mr, nr, c, ldc, alpha, beta_k);
-          }
-          if constexpr (!is_no_epilogue<Ep>) {
-            if (kb + 1 == kblocks.count)
-              for (std::int64_t i = 0; i < mr; ++i) ep(i0 + i, j0, c + i * ldc, nr);
+        pack_b_panels(tb, B, ldb, k0, kc, g0 * NR, std::min(N, g1 * NR) - g0 * NR, NR, g1 == np ? last_width : NR,
+                      b_panels);
+        for (std::int64_t p = g0; p < g1; ++p) {
+          const bool last_panel = p + 1 == np;
+          const std::int64_t j0 = p * NR;
+          const std::int64_t nr = last_panel ? last_valid : NR, width = last_panel ? last_width : NR;
+          const int nv = static_cast<int>(width / W);
+          const MicrokernelFn<T> direct_kernel = microkernel_for<T, MR, NV, false>(nv);
+          const MicrokernelFn<T> packed_kernel = microkernel_for<T, MR, NV, true>(nv);
+          const T* b_panel = b_panels + (p - g0) * kc * NR;
+          for (std::int64_t ir = ir0; ir < ir1; ++ir) {
+            const std::int64_t i0 = ir * MR, mr = std::min<std::int64_t>(MR, M - i0);
+            const bool direct = ir < first_packed;
+            const T* a = direct ? A + i0 * lda + k0 : a_panel_at(kb, ir);
+            const MicrokernelFn<T> kernel = direct ? direct_kernel : packed_kernel;
+            T* c = C + i0 * ldc + j0;
+            if (mr == MR && nr == width) {
+              kernel(kc, a, lda, b_panel, c, ldc, alpha, beta_k);
+            } else {
+              kernel(kc, a, lda, b_panel, tile, NR, T(1), T(0));
+              store_tile(tile, NR, mr, nr, c, ldc, alpha, beta_k);
+            }
+            if constexpr (!is_no_epilogue<Ep>) {
+              if (kb + 1 == kblocks.count)
+                for (std::int64_t i = 0; i < mr; ++i) ep(i0 + i, j0, c + i * ldc, nr);
+            }
           }
         }
       }

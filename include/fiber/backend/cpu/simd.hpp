@@ -3,6 +3,7 @@
 // AVX-512 (-mavx512f), AVX2 + FMA, SSE2 / NEON, or plain scalar code when none is available (or
 // when FIBER_SIMD_SCALAR is defined, which tests use to check the scalar path on any machine).
 // Kernels are written once against Vec<T> = xsimd::batch<T, SimdArch> (xsimd 8.1 API).
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -96,6 +97,14 @@ Vec<T> vec_fma(const Vec<T>& a, const Vec<T>& b, const Vec<T>& c) {
   }
 }
 
+namespace detail {
+// Allocations made by ScratchBuffers so far (all threads): tests check steady-state calls add none.
+inline std::atomic<std::int64_t>& scratch_allocations() {
+  static std::atomic<std::int64_t> count{0};
+  return count;
+}
+}  // namespace detail
+
 // A growable 64-byte-aligned buffer of T. Kernels keep one per thread (thread_local) and reuse it,
 // so calls in steady state do not allocate. Contents are not preserved when it grows.
 template <class T>
@@ -116,6 +125,7 @@ class ScratchBuffer {
       data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
       if (!data_) throw std::bad_alloc();
       capacity_ = n;
+      detail::scratch_allocations().fetch_add(1, std::memory_order_relaxed);
     }
     return data_;
   }
