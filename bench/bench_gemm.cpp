@@ -6,22 +6,123 @@
 //                              child with OpenBLAS's Haswell kernels for reference)
 //   bench_gemm --no-haswell    skip the Haswell reference child
 //   bench_gemm --blas-only     (internal) OpenBLAS figures only, one "BLAS <id> <GFLOP/s>" per line
+// GCC 12 reports _mm512_undefined_ps() inside AVX-512 intrinsics (Eigen's, xsimd's) as uninitialized.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
 #include <fiber/fiber.hpp>
 
-#include "bench_common.hpp"
 
 #if defined(FIBER_HAVE_CBLAS)
 #include <cblas.h>
 #endif
+
+// Timing and machine description. Timing: warm-up, then the median of several samples, each
+// repeating the call long enough to be measured well (tiny products take microseconds).
+namespace bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Median seconds per call of fn(): a warm-up of at least min_seconds / 4, then `samples` samples
+// of enough repetitions to last min_seconds each.
+template <class F>
+double median_seconds(F&& fn, int samples = 7, double min_seconds = 0.03) {
+  auto t0 = Clock::now();
+  int warm = 0;
+  do {
+    fn();
+    ++warm;
+  } while (seconds_since(t0) < min_seconds / 4 || warm < 2);
+  const double once = seconds_since(t0) / warm;
+  const int reps = std::max(1, static_cast<int>(min_seconds / std::max(once, 1e-9)));
+  std::vector<double> times;
+  for (int s = 0; s < samples; ++s) {
+    auto t = Clock::now();
+    for (int r = 0; r < reps; ++r) fn();
+    times.push_back(seconds_since(t) / reps);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// "model name (family F, model M)" from /proc/cpuinfo, or "unknown CPU".
+inline std::string cpu_description() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, name, family, model;
+  auto value = [](const std::string& l) {
+    auto p = l.find(':');
+    return p == std::string::npos ? std::string() : l.substr(std::min(l.size(), p + 2));
+  };
+  while (std::getline(in, line)) {
+    if (name.empty() && line.rfind("model name", 0) == 0) name = value(line);
+    if (family.empty() && line.rfind("cpu family", 0) == 0) family = value(line);
+    if (model.empty() && line.rfind("model\t", 0) == 0) model = value(line);
+  }
+  if (name.empty()) return "unknown CPU";
+  return name + " (family " + family + ", model " + model + ")";
+}
+
+// A loop of independent FMA chains: 12 accumulators cover the latency x throughput of current
+// cores. Returns the flops done.
+inline double fma_loop(std::int64_t iterations, float* sink) {
+  using V = fiber::cpu::Vec<float>;
+  constexpr int chains = 12;
+  V acc[chains];
+  for (int i = 0; i < chains; ++i) acc[i] = V(float(i) * 1e-3f);
+  const V x(0.9999f), y(1e-4f);
+  for (std::int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < chains; ++i) acc[i] = fiber::cpu::vec_fma<float>(acc[i], x, y);
+  }
+  V sum(0.f);
+  for (int i = 0; i < chains; ++i) sum += acc[i];
+  alignas(64) float out[fiber::cpu::vec_width<float>];
+  sum.store_aligned(out);
+  *sink = out[0];
+  return 2.0 * chains * fiber::cpu::vec_width<float> * double(iterations);
+}
+
+// FMA peak in GFLOP/s of `threads` threads running fma_loop at once (best of 3).
+inline double fma_peak_gflops(int threads) {
+  const std::int64_t iterations = 20'000'000;
+  double best = 0;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<float> sinks(threads);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> workers;
+    auto t0 = Clock::now();
+    for (int t = 0; t < threads; ++t)
+      workers.emplace_back([&, t] {
+        ready++;
+        while (ready.load() < threads) {
+        }
+        fma_loop(iterations, &sinks[t]);
+      });
+    for (auto& w : workers) w.join();
+    const double seconds = seconds_since(t0);
+    const double flops = threads * 2.0 * 12 * fiber::cpu::vec_width<float> * double(iterations);
+    best = std::max(best, flops / seconds * 1e-9);
+  }
+  return best;
+}
+
+}  // namespace bench
 
 using fiber::cpu::Trans;
 using std::int64_t;
