@@ -242,3 +242,13 @@ TEST_CASE("steady-state gemm calls allocate no scratch") {
   CHECK(fiber::cpu::detail::scratch_allocations().load() == before);
   fiber::set_num_threads(original);
 }
+
+TEST_CASE("a transposed A too large to pack once is packed where it is used") {
+  // op(A) [293, 7200]: 294 x 7200 packed values exceed the 2^21 prepack budget.
+  const Problem<float> p(Trans::yes, Trans::no, 293, 37, 7200, 2, 12);
+  const auto ref = p.reference(1.f, 0.5f);
+  for (GemmPath path : {GemmPath::automatic, GemmPath::small}) {
+    fiber::cpu::ScopedGemmPath forced(path);
+    CHECK(gemm_test::compare(ref, p.run(1.f, 0.5f).data(), p.ldc) == "");
+  }
+}

@@ -1,11 +1,12 @@
 #pragma once
 // Our blocked GEMM (the "packed" path): C = alpha * op(A) op(B) + beta * C, then the epilogue.
 //
-//   pack the A micro-panels that cannot be read in place (A transposed, or M's last partial panel)
-//   in parallel over tasks, each a group of NR-wide column panels (x a group of rows when N is narrow):
-//     for each panel: for each K block (at most KC deep; K is cut into equal blocks, fixed by K):
-//       pack op(B)[K block, panel] into [kc, NR] (stays in L1/L2)
-//       for each MR-row micro-panel of A (read in place from A): microkernel -> C tile
+//   pack the A micro-panels that cannot be read in place (A transposed, or M's last partial panel);
+//   then, in parallel over tasks, each a range of NR-wide column panels of C (times a range of
+//   rows when N is narrow):
+//     for each group of 4 panels: for each K block (at most KC deep, K cut into equal blocks):
+//       pack op(B)[K block, group] into [kc, NR] panels (L2), reading B's rows contiguously
+//       for each MR-row micro-panel of A (read in place from A, L1): for each panel: microkernel
 //
 // Every element of C is summed in the same order (k ascending within a K block, K blocks in
 // order), whichever thread computes its tile and however tiles are grouped into tasks, so the
@@ -29,6 +30,9 @@ struct Blocking {
   static constexpr std::int64_t kc = sizeof(T) == 8 ? 256 : 384;
   // B panels packed together: their rows are read as one contiguous run (4 x 64 floats).
   static constexpr std::int64_t panels_per_pack = 4;
+  // Largest A (in elements) packed once per call rather than per use: bounds the scratch memory
+  // a thread keeps (8 MiB of floats).
+  static constexpr std::int64_t a_prepack_max = std::int64_t{1} << 21;
 };
 
 // Cut [0, K) into ceil(K / kc_max) blocks of equal size (the first K % blocks are one longer).
@@ -65,7 +69,8 @@ inline void scale_c(std::int64_t M, std::int64_t N, T beta, T* C, std::int64_t l
 template <class T>
 struct PackedScratch {
   ScratchBuffer<T> a_packed;  // the calling thread's packed A panels (A transposed, or M's tail)
-  ScratchBuffer<T> b_panel;   // one packed B panel of the thread running a task
+  ScratchBuffer<T> a_panel;   // one A micro-panel packed where it is used (A too large to prepack)
+  ScratchBuffer<T> b_panel;   // the packed B panels of the thread running a task
   ScratchBuffer<T> tile;      // an edge tile of C
 };
 template <class T>
@@ -98,14 +103,17 @@ void gemm_blocked(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64
   const std::int64_t last_width = (last_valid + W - 1) / W * W;  // its packed width
 
   // A panels that cannot be read in place (all of A when transposed, else the last partial
-  // micro-panel) are packed once, for every K block: [kb][panel][kc, MR].
+  // micro-panel) are packed once, for every K block: [kb][panel][kc, MR], when that fits the
+  // scratch budget; otherwise each task packs them where it uses them (a few % more work, memory
+  // bounded).
   const std::int64_t first_packed = ta == Trans::yes ? 0 : full_mp;
   const std::int64_t packed_panels = mp - first_packed;
-  T* a_packed = packed_panels > 0 ? packed_scratch<T>().a_packed.get(packed_panels * MR * K) : nullptr;
+  const bool prepacked = packed_panels > 0 && packed_panels * MR * K <= Blocking<T>::a_prepack_max;
+  T* a_packed = prepacked ? packed_scratch<T>().a_packed.get(packed_panels * MR * K) : nullptr;
   auto a_panel_at = [&](std::int64_t kb, std::int64_t ir) {
     return a_packed + kblocks.offset(kb) * packed_panels * MR + (ir - first_packed) * MR * kblocks.size(kb);
   };
-  if (packed_panels > 0) {
+  if (prepacked) {
     run_tasks(threaded && packed_panels * K >= 65536, kblocks.count * packed_panels, [&](std::int64_t t) {
       const std::int64_t kb = t / packed_panels, ir = first_packed + t % packed_panels;
       pack_a_panel(ta, A, lda, ir * MR, kblocks.offset(kb), kblocks.size(kb), std::min<std::int64_t>(MR, M - ir * MR),
@@ -132,6 +140,7 @@ void gemm_blocked(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64
     constexpr std::int64_t G = Blocking<T>::panels_per_pack;
     T* b_panels = scratch.b_panel.get(G * Blocking<T>::kc * NR);
     T* tile = scratch.tile.get(MR * NR);
+    T* a_panel = prepacked || packed_panels == 0 ? nullptr : scratch.a_panel.get(MR * Blocking<T>::kc);
     for (std::int64_t g0 = p0; g0 < p1; g0 += G) {
       const std::int64_t g1 = std::min(p1, g0 + G);
       for (std::int64_t kb = 0; kb < kblocks.count; ++kb) {
@@ -139,19 +148,20 @@ void gemm_blocked(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64
         const T beta_k = kb == 0 ? beta : T(1);
         pack_b_panels(tb, B, ldb, k0, kc, g0 * NR, std::min(N, g1 * NR) - g0 * NR, NR, g1 == np ? last_width : NR,
                       b_panels);
-        for (std::int64_t p = g0; p < g1; ++p) {
-          const bool last_panel = p + 1 == np;
-          const std::int64_t j0 = p * NR;
-          const std::int64_t nr = last_panel ? last_valid : NR, width = last_panel ? last_width : NR;
-          const int nv = static_cast<int>(width / W);
-          const MicrokernelFn<T> direct_kernel = microkernel_for<T, MR, NV, false>(nv);
-          const MicrokernelFn<T> packed_kernel = microkernel_for<T, MR, NV, true>(nv);
-          const T* b_panel = b_panels + (p - g0) * kc * NR;
-          for (std::int64_t ir = ir0; ir < ir1; ++ir) {
-            const std::int64_t i0 = ir * MR, mr = std::min<std::int64_t>(MR, M - i0);
-            const bool direct = ir < first_packed;
-            const T* a = direct ? A + i0 * lda + k0 : a_panel_at(kb, ir);
-            const MicrokernelFn<T> kernel = direct ? direct_kernel : packed_kernel;
+        // Each A micro-panel (in L1) meets the group's B panels (in L2).
+        for (std::int64_t ir = ir0; ir < ir1; ++ir) {
+          const std::int64_t i0 = ir * MR, mr = std::min<std::int64_t>(MR, M - i0);
+          const bool direct = ir < first_packed;
+          const T* a = direct ? A + i0 * lda + k0 : prepacked ? a_panel_at(kb, ir) : a_panel;
+          if (!direct && !prepacked) pack_a_panel(ta, A, lda, i0, k0, kc, mr, MR, a_panel);
+          for (std::int64_t p = g0; p < g1; ++p) {
+            const bool last_panel = p + 1 == np;
+            const std::int64_t j0 = p * NR;
+            const std::int64_t nr = last_panel ? last_valid : NR, width = last_panel ? last_width : NR;
+            const int nv = static_cast<int>(width / W);
+            const MicrokernelFn<T> kernel =
+                direct ? microkernel_for<T, MR, NV, false>(nv) : microkernel_for<T, MR, NV, true>(nv);
+            const T* b_panel = b_panels + (p - g0) * kc * NR;
             T* c = C + i0 * ldc + j0;
             if (mr == MR && nr == width) {
               kernel(kc, a, lda, b_panel, c, ldc, alpha, beta_k);
