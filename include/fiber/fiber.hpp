@@ -15,3 +15,5 @@
 #include "fiber/autograd/node.hpp"
 #include "fiber/autograd/var.hpp"
 #include "fiber/autograd/gradcheck.hpp"
+#include "fiber/backend/cpu/gemm.hpp"
+#include "fiber/backend/cpu/gemm_batched.hpp"
