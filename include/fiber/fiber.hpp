@@ -17,3 +17,5 @@
 #include "fiber/autograd/gradcheck.hpp"
 #include "fiber/backend/cpu/gemm.hpp"
 #include "fiber/backend/cpu/gemm_batched.hpp"
+#include "fiber/ops/linalg.hpp"
+#include "fiber/ops/conv.hpp"
