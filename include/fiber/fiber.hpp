@@ -22,3 +22,5 @@
 #include "fiber/text/tokenizer.hpp"
 #include "fiber/backend/cpu/gemm.hpp"
 #include "fiber/backend/cpu/gemm_batched.hpp"
+#include "fiber/ops/linalg.hpp"
+#include "fiber/ops/conv.hpp"
