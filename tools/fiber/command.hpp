@@ -26,9 +26,10 @@ class CommandList {
 }  // namespace fiber::cli
 
 // The commands. Keep this list sorted.
+#include "cmd_resize.hpp"
+
 namespace fiber::cli {
 inline void add_all_commands(CLI::App& app, CommandList& commands) {
-  (void)app;
-  (void)commands;
+  add_resize_command(app, commands);
 }
 }  // namespace fiber::cli
