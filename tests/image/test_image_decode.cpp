@@ -158,8 +158,12 @@ TEST_CASE("malformed PNGs") {
   CHECK_THROWS_WITH_AS(decode_image(make_png(ihdr(0, 3), rgb_rows(4, 3))), doctest::Contains("IHDR width is 0 or over 2^31-1"), fiber::Error);
   // 14. IHDR height 0
   CHECK_THROWS_WITH_AS(decode_image(make_png(ihdr(4, 0), rgb_rows(4, 3))), doctest::Contains("IHDR height is 0 or over 2^31-1"), fiber::Error);
-  // 15. IHDR lies: 400 x 300 announced, data for 4 x 3
-  CHECK_THROWS_WITH_AS(decode_image(make_png(ihdr(400, 300), rgb_rows(4, 3))), doctest::Contains("PNG decode failed"), fiber::Error);
+  // 15. IHDR lies: 400 x 300 announced, data for 4 x 3; refused before allocating 360 kB
+  CHECK_THROWS_WITH_AS(decode_image(make_png(ihdr(400, 300), rgb_rows(4, 3))),
+                       doctest::Contains("IHDR announces 400x300 pixels (360000 bytes), more than"), fiber::Error);
+  //     and a smaller lie, 40 x 30, that only the decoder itself can catch
+  CHECK_THROWS_WITH_AS(decode_image(make_png(ihdr(40, 30), rgb_rows(4, 3))),
+                       doctest::Contains("PNG decode failed: image data (IDAT) too short for the IHDR size"), fiber::Error);
   // 16. huge dimensions, over the documented pixel limit (Pillow's bomb threshold)
   CHECK_THROWS_WITH_AS(decode_image(make_png(ihdr(20000, 20000), rgb_rows(4, 3)), {}, "huge.png"),
                        doctest::Contains("huge.png: image size 20000x20000 (400000000 pixels) is over the limit of 178956970 pixels"),

@@ -77,8 +77,11 @@ inline void jpeg_on_progress(j_common_ptr cinfo) {
 
 inline void jpeg_output_nothing(j_common_ptr) {}
 
+// The two functions that call setjmp are never inlined, so the frame longjmp returns to is
+// theirs (plain C data only), never their C++ caller's.
+
 // Creates the decompressor and reads the header. False after a libjpeg error (d.message).
-inline bool jpeg_read_header_guarded(JpegDecoder& d, const std::uint8_t* data, std::size_t size) {
+[[gnu::noinline]] inline bool jpeg_read_header_guarded(JpegDecoder& d, const std::uint8_t* data, std::size_t size) {
   if (setjmp(d.on_error)) return false;
   d.cinfo.err = jpeg_std_error(&d.errors);
   d.errors.error_exit = jpeg_on_error;
@@ -95,7 +98,7 @@ inline bool jpeg_read_header_guarded(JpegDecoder& d, const std::uint8_t* data, s
 }
 
 // Decodes every row into `out` (rows of `stride` bytes). False after a libjpeg error.
-inline bool jpeg_decode_guarded(JpegDecoder& d, std::uint8_t* out, std::size_t stride,
+[[gnu::noinline]] inline bool jpeg_decode_guarded(JpegDecoder& d, std::uint8_t* out, std::size_t stride,
                                 int components) {
   if (setjmp(d.on_error)) return false;
   jpeg_start_decompress(&d.cinfo);

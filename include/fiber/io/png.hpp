@@ -144,12 +144,27 @@ inline Image decode_png(std::span<const std::uint8_t> bytes, const ImageLimits& 
   std::size_t decoded_size = 0;
   check_spng(spng_decoded_image_size(ctx.get(), SPNG_FMT_PNG, &decoded_size), name, "size query");
   const std::size_t stride = decoded_size / ihdr.height;
-  FIBER_CHECK(stride * ihdr.height == decoded_size, name, ": PNG decode failed: libspng size ",
-              decoded_size, " is not a whole number of ", ihdr.height, " rows");
+  const int samples = ihdr.color_type == SPNG_COLOR_TYPE_TRUECOLOR          ? 3
+                      : ihdr.color_type == SPNG_COLOR_TYPE_TRUECOLOR_ALPHA  ? 4
+                      : ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA ? 2
+                                                                           : 1;
+  FIBER_CHECK(stride * ihdr.height == decoded_size &&
+                  stride >= (std::size_t(ihdr.width) * samples * ihdr.bit_depth + 7) / 8,
+              name, ": PNG decode failed: libspng's decoded size ", decoded_size,
+              " does not fit the IHDR (", ihdr.width, "x", ihdr.height, ")");
+  // Deflate expands at most ~1032:1, so a file this short cannot hold the announced pixels:
+  // refuse before allocating them (a lying IHDR would otherwise cost a huge allocation).
+  FIBER_CHECK(decoded_size / 1100 <= bytes.size(), name, ": PNG decode failed: IHDR announces ",
+              ihdr.width, "x", ihdr.height, " pixels (", decoded_size, " bytes), more than ", bytes.size(),
+              " bytes of PNG can hold; the file is truncated or its IHDR is wrong");
+  Image image(int(ihdr.width), int(ihdr.height));
+  if (ihdr.color_type == SPNG_COLOR_TYPE_TRUECOLOR && ihdr.bit_depth == 8 && decoded_size == image.pixels.size()) {
+    // Stored as RGB8 already: decode in place.
+    check_spng(spng_decode_image(ctx.get(), image.pixels.data(), image.pixels.size(), SPNG_FMT_PNG, 0), name, "decode");
+    return image;
+  }
   std::vector<std::uint8_t> stored(decoded_size);
   check_spng(spng_decode_image(ctx.get(), stored.data(), stored.size(), SPNG_FMT_PNG, 0), name, "decode");
-
-  Image image(int(ihdr.width), int(ihdr.height));
   for (int y = 0; y < image.height; ++y)
     png_row_to_rgb(stored.data() + stride * y, image.row(y), image.width, ihdr.color_type,
                    ihdr.bit_depth, plte);
