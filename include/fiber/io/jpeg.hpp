@@ -11,6 +11,10 @@
 // libjpeg reports errors through a callback that must not return; ours longjmps back into the
 // two "guarded" functions below, which hold only plain C data, and the C++ caller turns their
 // false return into a fiber::Error. So no C++ object with a destructor is ever jumped over.
+//
+// libjpeg's headers define many macros (TRUE, FALSE, FAR, LOCAL, GLOBAL, METHODDEF...);
+// fiber/io/libjpeg_macros.hpp saves their state before <jpeglib.h> and restores it at the end
+// of this file, so they do not leak into programs that include fiber (see that header).
 #include <csetjmp>
 #include <cstddef>
 #include <cstdint>
@@ -20,11 +24,11 @@
 #include <string>
 #include <vector>
 
-#include <jerror.h>
-#include <jpeglib.h>
-
 #include "fiber/core/error.hpp"
 #include "fiber/io/image.hpp"
+
+#include "fiber/io/libjpeg_macros.hpp"  // saves the state of libjpeg's macro names
+#include <jpeglib.h>
 
 namespace fiber::io {
 
@@ -38,6 +42,7 @@ namespace detail {
 struct JpegDecoder {
   jpeg_decompress_struct cinfo;
   jpeg_error_mgr errors;
+  jpeg_source_mgr source;
   jpeg_progress_mgr progress;
   std::jmp_buf on_error;
   char message[JMSG_LENGTH_MAX + 64];
@@ -54,16 +59,26 @@ inline JpegDecoder& jpeg_decoder_of(j_common_ptr cinfo) {
   std::longjmp(d.on_error, 1);
 }
 
-// Warnings (corrupt entropy data, extra bytes before a marker) are ignored, as Pillow ignores
-// them: libjpeg decodes what it can. Running out of data before the end-of-image marker is an
-// error, as it is in Pillow ("image file is truncated"), even when only the EOI is missing.
-inline void jpeg_on_message(j_common_ptr cinfo, int level) {
-  JpegDecoder& d = jpeg_decoder_of(cinfo);
-  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
-    std::snprintf(d.message, sizeof d.message, "truncated (the data ends before the end-of-image marker)");
-    std::longjmp(d.on_error, 1);
-  }
+[[noreturn]] inline void jpeg_fail_truncated(j_decompress_ptr cinfo) {
+  JpegDecoder& d = jpeg_decoder_of(reinterpret_cast<j_common_ptr>(cinfo));
+  std::snprintf(d.message, sizeof d.message, "truncated (the data ends before the end-of-image marker)");
+  std::longjmp(d.on_error, 1);
 }
+
+// The source: the whole file, already in memory. libjpeg asks for more data only once the
+// buffer is used up, so any request means the file ended before the image did. That is an
+// error, as in Pillow ("image file is truncated"), even when only the end-of-image marker is
+// missing (libjpeg's own memory source would warn and invent an end-of-image marker).
+inline void jpeg_source_start(j_decompress_ptr) {}
+inline boolean jpeg_source_fill(j_decompress_ptr cinfo) { jpeg_fail_truncated(cinfo); }
+inline void jpeg_source_skip(j_decompress_ptr cinfo, long bytes) {
+  if (bytes <= 0) return;
+  jpeg_source_mgr& src = *cinfo->src;
+  if (static_cast<unsigned long>(bytes) > src.bytes_in_buffer) jpeg_fail_truncated(cinfo);
+  src.next_input_byte += bytes;
+  src.bytes_in_buffer -= static_cast<std::size_t>(bytes);
+}
+inline void jpeg_source_end(j_decompress_ptr) {}
 
 inline void jpeg_on_progress(j_common_ptr cinfo) {
   JpegDecoder& d = jpeg_decoder_of(cinfo);
@@ -75,6 +90,8 @@ inline void jpeg_on_progress(j_common_ptr cinfo) {
   }
 }
 
+// Warnings (corrupt entropy-coded data, extra bytes before a marker) are not printed: libjpeg
+// decodes what it can, and Pillow ignores them too.
 inline void jpeg_output_nothing(j_common_ptr) {}
 
 // The two functions that call setjmp are never inlined, so the frame longjmp returns to is
@@ -85,14 +102,20 @@ inline void jpeg_output_nothing(j_common_ptr) {}
   if (setjmp(d.on_error)) return false;
   d.cinfo.err = jpeg_std_error(&d.errors);
   d.errors.error_exit = jpeg_on_error;
-  d.errors.emit_message = jpeg_on_message;
   d.errors.output_message = jpeg_output_nothing;
   d.cinfo.client_data = &d;
   jpeg_create_decompress(&d.cinfo);
   d.created = true;
   d.progress.progress_monitor = jpeg_on_progress;
   d.cinfo.progress = &d.progress;
-  jpeg_mem_src(&d.cinfo, data, static_cast<unsigned long>(size));
+  d.source.next_input_byte = data;
+  d.source.bytes_in_buffer = size;
+  d.source.init_source = jpeg_source_start;
+  d.source.fill_input_buffer = jpeg_source_fill;
+  d.source.skip_input_data = jpeg_source_skip;
+  d.source.resync_to_restart = jpeg_resync_to_restart;
+  d.source.term_source = jpeg_source_end;
+  d.cinfo.src = &d.source;
   jpeg_read_header(&d.cinfo, TRUE);
   return true;
 }
@@ -191,3 +214,5 @@ inline Image read_jpeg(const std::filesystem::path& path, const ImageLimits& lim
 }
 
 }  // namespace fiber::io
+
+#include "fiber/io/libjpeg_macros.hpp"  // restores the state of libjpeg's macro names
