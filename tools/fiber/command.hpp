@@ -26,10 +26,12 @@ class CommandList {
 }  // namespace fiber::cli
 
 // The commands. Keep this list sorted.
+#include "cmd_resize.hpp"
 #include "cmd_tokenize.hpp"
 
 namespace fiber::cli {
 inline void add_all_commands(CLI::App& app, CommandList& commands) {
+  add_resize_command(app, commands);
   add_tokenize_command(app, commands);
 }
 }  // namespace fiber::cli
