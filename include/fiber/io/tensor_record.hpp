@@ -180,7 +180,7 @@ bool convert_run(const std::byte* src, std::int64_t src_step, std::byte* dst, st
   } else {
     for (std::int64_t i = 0; i < n; ++i, src += src_step, dst += out_size) {
       const auto v = widen<From>(src);
-      using V = decltype(v);
+      using V = std::remove_cv_t<decltype(v)>;
       if constexpr (To == DType::f32) store(dst, static_cast<float>(v));
       else if constexpr (To == DType::f64) store(dst, static_cast<double>(v));
       else if constexpr (To == DType::f16) {

@@ -87,7 +87,12 @@ inline std::string key_text(const Value& k) {
     }
     case Value::Kind::node:
       if (k.node->kind == NodeKind::string) return k.node->text;
-      return "<" + std::string(pickle::kind_name(k.node->kind)) + ">";
+      {
+        std::string s(1, '<');  // (not "<" + string: GCC 12 warns falsely about that)
+        s += pickle::kind_name(k.node->kind);
+        s += '>';
+        return s;
+      }
   }
   return "?";
 }
@@ -228,7 +233,7 @@ inline Checkpoint read_torch_checkpoint(ByteSource source, const OpenOptions& op
     metadata.emplace_back("byteorder", order);
   }  // checkpoints from torch < 1.10 have no byteorder entry: they are little-endian
   for (const char* name : {"version", ".data/version"})
-    if (const ZipEntry* e = zip->find(prefix + name)) metadata.emplace_back("version", small_entry(*zip, *e));
+    if (const ZipEntry* e = zip->find(prefix + name)) metadata.emplace_back(name, small_entry(*zip, *e));
 
   const ZipEntry* pkl = zip->find(prefix + "data.pkl");
   FIBER_CHECK(pkl->size <= options.max_pickle_bytes, file, ": ", pkl->name, " holds ", pkl->size,
