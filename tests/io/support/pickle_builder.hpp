@@ -120,8 +120,8 @@ inline Bytes torch_state_dict_pickle(const std::vector<TorchTensorSpec>& tensors
 
 // A torch.save-style zip around `pickle` and `storages` (entry "<prefix>data/<i>" for the i-th).
 inline Bytes torch_zip(const Bytes& pickle, const std::vector<const Bytes*>& storages, std::string prefix = "archive/",
-                       const ZipBuilder::Options& options = {.align = 64, .zip64 = false, .data_descriptor = true,
-                                                             .comment = {}}) {
+                       const ZipOptions& options = {.align = 64, .zip64 = false, .data_descriptor = true, .comment = {}},
+                       ZipLayout* layout = nullptr) {
   ZipBuilder zip;
   zip.add(prefix + "data.pkl", pickle);
   zip.add(prefix + ".format_version", "1");
@@ -129,7 +129,7 @@ inline Bytes torch_zip(const Bytes& pickle, const std::vector<const Bytes*>& sto
   zip.add(prefix + "byteorder", "little");
   for (std::size_t i = 0; i < storages.size(); ++i) zip.add(prefix + "data/" + std::to_string(i), *storages[i]);
   zip.add(prefix + "version", "3\n");
-  return zip.build(options);
+  return zip.build(options, layout);  // entries: data.pkl, .format_version, .storage_alignment, byteorder, data/..., version
 }
 
 inline Bytes build_torch_checkpoint(const std::vector<TorchTensorSpec>& tensors, std::string prefix = "archive/") {
