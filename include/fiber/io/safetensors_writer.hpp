@@ -163,4 +163,25 @@ inline void write_safetensors(const std::filesystem::path& path, std::span<const
   writer.commit();
 }
 
+// Streams the tensors `names` of a checkpoint into a safetensors file, one tensor (in chunks)
+// at a time, converting floating tensors to `as` when given; each tensor's pages are released
+// after it is written, so memory stays at one chunk whatever the checkpoint's size.
+inline void write_safetensors(const std::filesystem::path& path, const Checkpoint& checkpoint,
+                              const std::vector<std::string>& names, std::optional<DType> as = {},
+                              const Metadata& metadata = {{"format", "pt"}}) {
+  std::vector<TensorSpec> specs;
+  specs.reserve(names.size());
+  for (const std::string& name : names) {
+    const TensorInfo& info = checkpoint.info(name);
+    specs.push_back({name, as && is_floating(info.dtype) ? *as : info.dtype, info.shape});
+  }
+  SafetensorsWriter writer(path, std::move(specs), metadata);
+  for (const TensorSpec& spec : writer.specs()) {
+    const TensorRecord record = checkpoint.record(spec.name);
+    writer.write(record);
+    checkpoint.release(record);
+  }
+  writer.commit();
+}
+
 }  // namespace fiber::io
