@@ -9,6 +9,8 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <new>
+#include <stdexcept>
 #include <span>
 #include <string>
 #include <string_view>
@@ -298,7 +300,14 @@ struct TensorRecord : TensorInfo {
   std::vector<T> to_vector() const {
     static_assert(!std::is_same_v<T, bool>, "use to_vector<std::uint8_t>() for bool tensors");
     validate();
-    std::vector<T> out(static_cast<std::size_t>(numel()));
+    std::vector<T> out;
+    try {  // a stride-0 view may describe far more elements than its file holds
+      out.resize(static_cast<std::size_t>(numel()));
+    } catch (const std::bad_alloc&) {
+      fail(source, ": tensor '", name, "': cannot allocate ", numel(), " elements");
+    } catch (const std::length_error&) {
+      fail(source, ": tensor '", name, "': cannot allocate ", numel(), " elements");
+    }
     copy_to(std::span<T>(out));
     return out;
   }
