@@ -107,6 +107,12 @@ std::vector<Case> detection_cases() {
 
 // ---- zip structure -------------------------------------------------------------------------
 
+io::OpenOptions verifying() {
+  io::OpenOptions o;
+  o.verify_checksums = true;
+  return o;
+}
+
 // A valid two-tensor torch checkpoint and where its parts are.
 struct Base {
   Bytes file;
@@ -199,8 +205,8 @@ std::vector<Case> zip_cases() {
        "bad.file: zip entry 'archive/data.pkl': deflate data is corrupt or truncated"},
       {"pickle CRC mismatch", [] { return patched([](Base& b) { b.file[b.layout.data_offsets[0] + 5] ^= std::byte{0x20}; }); },
        "bad.file: zip entry 'archive/data.pkl': CRC-32 mismatch"},
-      {"storage CRC mismatch", [] { return patched([](Base& b) { b.file[b.layout.data_offsets[5]] ^= std::byte{1}; }); },
-       "bad.file: zip entry 'archive/data/1': CRC-32 mismatch"},
+      {"storage CRC mismatch (verify_checksums)", [] { return patched([](Base& b) { b.file[b.layout.data_offsets[5]] ^= std::byte{1}; }); },
+       "bad.file: zip entry 'archive/data/1': CRC-32 mismatch", false, verifying()},
       {"zip64 locator points nowhere", [] {
          Base b = base({.align = 64, .zip64 = true, .data_descriptor = false, .comment = {}});
          patch_le(b.file, b.layout.eocd - 20 + 8, b.layout.zip64_eocd - 8, 8);

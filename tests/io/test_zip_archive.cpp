@@ -65,3 +65,10 @@ TEST_CASE("inflated entries are limited per entry and per archive") {
   CHECK(total.read(*total.find("a"), true).size() == zeros.size());
   CHECK_THROWS_WITH_AS(total.read(*total.find("b"), true), doctest::Contains("above the limit of 1048586 (a zip bomb?)"), Error);
 }
+
+TEST_CASE("CRC-32 of large entries is computed in parts and combined") {
+  Bytes big(std::size_t(40) << 20);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = std::byte((i * 2654435761u) >> 13);
+  CHECK(io::ZipArchive::crc_of(big) == io::ZipArchive::crc_serial(big));
+  CHECK(io::ZipArchive::crc_of(big) == ZipBuilder::crc(big));
+}

@@ -58,9 +58,10 @@ struct Placeholder {
 struct OpenOptions {
   // Name every tensor of the file by its full path instead of extracting the state dict.
   bool everything = false;
-  // Check the CRC-32 of each torch storage when it is read (one pass over its bytes). The pickle
-  // and the small entries are always checked.
-  bool verify_checksums = true;
+  // Check the CRC-32 of each torch storage when it is read (one more pass over its bytes, and
+  // its pages mapped). Off by default, like torch.load; the pickle and the small entries are
+  // always checked, and truncation or a damaged zip structure is caught either way.
+  bool verify_checksums = false;
   ZipLimits zip;
   pickle::PickleLimits pickle;
   std::uint64_t max_header_bytes = std::uint64_t(100) << 20;  // safetensors JSON header

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -32,22 +33,63 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   ~MappedFile() {
     if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
   }
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   std::size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
-  // Tells the kernel we are done with the pages inside `range` (rounded inwards to whole
-  // pages): they leave this process's resident set and are read again from the page cache if
-  // touched. Only ranges inside this mapping are released; anything else is ignored.
+  bool contains(std::span<const std::byte> range) const {
+    return data_ && range.data() >= data_ && range.size() <= size_ && range.data() - data_ <= std::ptrdiff_t(size_ - range.size());
+  }
+
+  // Copies `range` (inside the mapping) to `out` with pread(): the kernel copies from the page
+  // cache without mapping the pages into this process, which is cheaper than faulting them in
+  // for data read once. Returns false (nothing to rely on in `out`) when it cannot.
+  bool read(std::span<const std::byte> range, std::byte* out) const {
+    if (!contains(range) || fd_ < 0) return false;
+    auto offset = ::off_t(range.data() - data_);
+    std::size_t left = range.size();
+    while (left > 0) {
+      const ::ssize_t n = ::pread(fd_, out, left, offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      out += n;
+      offset += n;
+      left -= std::size_t(n);
+    }
+    return true;
+  }
+
+  // Releases the pages around `range`, rounded outwards to 2 MiB: where the page cache holds
+  // large folios, touching a few bytes maps the whole folio, and this unmaps it again. Always
+  // safe for a read-only file mapping: released pages are read again if touched.
+  void release_around(std::span<const std::byte> range) const {
+    if (!data_ || range.empty()) return;
+    constexpr std::uintptr_t window = std::uintptr_t(2) << 20;
+    const auto base = reinterpret_cast<std::uintptr_t>(data_), limit = base + size_;
+    const auto at = reinterpret_cast<std::uintptr_t>(range.data());
+    const std::uintptr_t begin = std::max(base, at / window * window);
+    const std::uintptr_t end = std::min(limit, (at + range.size() + window - 1) / window * window);
+    if (end > begin) release({reinterpret_cast<const std::byte*>(begin), end - begin});
+  }
+
+  // The whole mapping, e.g. after reading a file's index: header pages (and, where the page
+  // cache uses large folios, megabytes around each) leave the resident set again.
+  void release_all() const { release(bytes()); }
+
+  // Tells the kernel we are done with the pages holding `range` (whole pages): they leave this
+  // process's resident set and are read again from the page cache if touched. Only ranges
+  // inside this mapping are released; anything else is ignored. Never use this on memory that
+  // is not a read-only file mapping (on anonymous memory MADV_DONTNEED discards data).
   void release(std::span<const std::byte> range) const {
-    if (!data_ || range.empty() || range.data() < data_ || range.data() + range.size() > data_ + size_) return;
+    if (range.empty() || !contains(range)) return;
     const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
     auto begin = reinterpret_cast<std::uintptr_t>(range.data());
     auto end = begin + range.size();
-    begin = (begin + page - 1) / page * page;
-    end = end / page * page;
+    begin = begin / page * page;  // outwards: the pages' contents come back from the file if needed
+    end = std::min((end + page - 1) / page * page, reinterpret_cast<std::uintptr_t>(data_) + (size_ + page - 1) / page * page);
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
   }
 
@@ -75,12 +117,13 @@ class MappedFile {
       }
       data_ = static_cast<const std::byte*>(p);
     }
-    ::close(fd);  // the mapping stays valid without the descriptor
+    fd_ = fd;  // kept for read()
   }
 
   std::filesystem::path path_;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
+  int fd_ = -1;
 };
 
 // The whole file as a ByteSource named by its path.

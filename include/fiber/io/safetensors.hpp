@@ -29,7 +29,7 @@ class Source : public Checkpoint::Source {
  public:
   Source(ByteSource data, std::vector<std::uint64_t> begins) : data_(std::move(data)), begins_(std::move(begins)) {}
   TensorRecord load(const TensorInfo& info, std::size_t index) const override {
-    TensorRecord r{info, data_.bytes.subspan(begins_[index], info.nbytes()), data_.owner, data_.name};
+    TensorRecord r{info, data_.bytes.subspan(begins_[index], info.nbytes()), data_.owner, data_.name, data_.mapping};
     r.validate();
     return r;
   }
@@ -140,6 +140,8 @@ inline Checkpoint read_safetensors(ByteSource source, const OpenOptions& options
     infos.push_back(std::move(item.info));
     begins.push_back(item.begin);
   }
+  // The index is read: its pages (zip headers, pickle, JSON) need not stay in our resident set.
+  if (source.mapping) source.mapping->release_all();
   ByteSource data = source;
   data.bytes = source.bytes.subspan(reader.position());
   auto loader = std::make_shared<safetensors_detail::Source>(std::move(data), std::move(begins));

@@ -22,6 +22,7 @@
 #include "fiber/core/half.hpp"
 #include "fiber/core/thread_pool.hpp"
 #include "fiber/io/checked_size.hpp"
+#include "fiber/io/mapped_file.hpp"
 
 namespace fiber::io {
 
@@ -241,6 +242,7 @@ struct TensorRecord : TensorInfo {
   std::span<const std::byte> storage;      // the whole storage the view indexes into
   std::shared_ptr<const void> keep_alive;  // keeps `storage` valid (mapping or buffer)
   std::string source;                      // the file, for messages
+  std::shared_ptr<const MappedFile> mapping;  // set when `storage` lies in a file mapping
 
   // Checks the view against the storage (readers do this before handing a record out).
   void validate() const { check_view(*this, storage.size(), source); }
@@ -315,6 +317,13 @@ struct TensorRecord : TensorInfo {
  private:
   void copy_range(DType to, std::byte* dst, std::int64_t first, std::int64_t n) const {
     if (n == 0) return;
+    // Contiguous, same dtype, from a file: pread() copies from the page cache without faulting
+    // the pages into this process (cheaper for data read once, and no resident file pages).
+    constexpr std::size_t pread_min = std::size_t(256) << 10;
+    if (mapping && to == dtype && is_contiguous() && std::size_t(n) * dtype_size(to) >= pread_min) {
+      const auto bytes = storage.subspan(std::size_t(storage_offset + first) * dtype_size(to), std::size_t(n) * dtype_size(to));
+      if (mapping->read(bytes, dst)) return;
+    }
     const record_detail::RunGeometry g = record_detail::collapse(*this);
     const std::size_t dims = g.sizes.size();
     const std::int64_t inner = g.sizes.back();

@@ -45,7 +45,7 @@ class Source : public Checkpoint::Source {
     const ZipEntry* entry = zip_->find(entries_[index]);
     FIBER_CHECK(entry, zip_->name(), ": storage entry '", entries_[index], "' is missing");
     ByteSource bytes = entry->method == 0 ? zip_->read(*entry, verify_) : inflated(*entry);
-    TensorRecord r{info, bytes.bytes, bytes.owner, zip_->name()};
+    TensorRecord r{info, bytes.bytes, bytes.owner, zip_->name(), bytes.mapping};
     r.validate();
     return r;
   }
@@ -305,6 +305,8 @@ inline Checkpoint read_torch_checkpoint(ByteSource source, const OpenOptions& op
     if (layout == CheckpointLayout::maskrcnn_benchmark && name.starts_with("module.")) name.erase(0, 7);
     unreadable.emplace_back(std::move(name), std::move(why));
   }
+  // The index is read: its pages (zip headers, pickle, JSON) need not stay in our resident set.
+  if (source.mapping) source.mapping->release_all();
   auto loader = std::make_shared<torch_detail::Source>(zip, std::move(entries), options.verify_checksums);
   return Checkpoint(CheckpointFormat::torch_zip, layout, file, std::move(infos), std::move(placeholders),
                     std::move(unreadable), std::move(metadata), std::move(loader), source.mapping);

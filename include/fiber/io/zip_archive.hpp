@@ -23,9 +23,11 @@
 #include <vector>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/thread_pool.hpp"
 #include "fiber/io/byte_reader.hpp"
 #include "fiber/io/byte_source.hpp"
 #include "fiber/io/checked_size.hpp"
+#include "fiber/io/mapped_file.hpp"
 
 namespace fiber::io {
 
@@ -85,7 +87,26 @@ class ZipArchive {
     return out;
   }
 
+  // CRC-32 of `bytes`; large spans are split over the thread pool and the parts combined.
   static std::uint32_t crc_of(std::span<const std::byte> bytes) {
+    constexpr std::size_t part_min = std::size_t(16) << 20;
+    const std::size_t parts = std::min<std::size_t>(std::size_t(num_threads()), bytes.size() / part_min);
+    if (parts < 2 || in_parallel_region()) return crc_serial(bytes);
+    std::vector<std::uint32_t> crcs(parts);
+    const std::size_t step = bytes.size() / parts;
+    thread_pool().run(std::int64_t(parts), [&](std::int64_t p) {
+      const std::size_t begin = std::size_t(p) * step, end = p + 1 == std::int64_t(parts) ? bytes.size() : begin + step;
+      crcs[std::size_t(p)] = crc_serial(bytes.subspan(begin, end - begin));
+    });
+    uLong crc = crcs[0];
+    for (std::size_t p = 1; p < parts; ++p) {
+      const std::size_t length = p + 1 == parts ? bytes.size() - p * step : step;
+      crc = ::crc32_combine(crc, crcs[p], z_off_t(length));
+    }
+    return std::uint32_t(crc);
+  }
+
+  static std::uint32_t crc_serial(std::span<const std::byte> bytes) {
     uLong crc = ::crc32(0L, Z_NULL, 0);
     const auto* p = reinterpret_cast<const Bytef*>(bytes.data());
     std::size_t n = bytes.size();
@@ -282,6 +303,9 @@ class ZipArchive {
     }
     r.skip(extra_length, "local extra field");
     e.data_offset = r.file_offset();
+    // Reading the header mapped its page (a whole large folio, maybe): unmap it again.
+    if (source_.mapping)
+      source_.mapping->release_around(source_.bytes.subspan(e.local_header_offset, e.data_offset - e.local_header_offset));
     const std::uint64_t end = checked_add(e.data_offset, e.compressed_size, where, "data end");
     FIBER_CHECK(end <= dir.offset, where, ": data [", e.data_offset, ", ", end,
                 ") runs past the start of the central directory (", dir.offset, "): truncated or corrupt");
