@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "fiber/io/image_tensor.hpp"
 #include "fiber/io/preprocess.hpp"
 #include "image_fixtures.hpp"
 
@@ -40,6 +41,12 @@ TEST_CASE("coarse preprocessing equals torchvision Resize(BICUBIC) + ToTensor + 
     float max_abs = 0;
     // Tolerance: none. The table holds torch's float32 results of (v / 255 - mean) / std.
     CHECK_MESSAGE(count_different_floats(out.data, expected, max_abs) == 0, "max |diff| ", max_abs);
+    // As the model's input tensor: torch's [C, H, W] order.
+    const fiber::Tensor<float> t = fiber::io::to_tensor(out);
+    REQUIRE(t.shape() == fiber::Shape{3, size, size});
+    for (int c = 0; c < 3; ++c)
+      for (int y : {0, size / 2, size - 1})
+        for (int x : {0, size / 3, size - 1}) CHECK(t.at({c, y, x}) == expected[(std::size_t(c) * size + y) * size + x]);
     ++checked;
   }
   CHECK(checked == 3);
