@@ -3,7 +3,8 @@
 # precompiled header, so each small test file compiles only what it instantiates.
 find_package(doctest REQUIRED)
 
-add_library(fiber_test_main OBJECT ${PROJECT_SOURCE_DIR}/tests/support/doctest_main.cpp)
+add_library(fiber_test_main OBJECT ${PROJECT_SOURCE_DIR}/tests/support/doctest_main.cpp
+  ${PROJECT_SOURCE_DIR}/tests/support/pch_anchor.cpp)
 # The main defines DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN before doctest.h: no PCH for it.
 set_source_files_properties(${PROJECT_SOURCE_DIR}/tests/support/doctest_main.cpp
   PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
