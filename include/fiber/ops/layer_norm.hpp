@@ -66,7 +66,7 @@ Tensor<T> full_parameter(const Tensor<T>& p, const Shape& normalized) {
 
 template <class T>
 struct LayerNormResult {
-  Tensor<T> y;
+  Tensor<T> x, y;          // x: the input, contiguous
   Tensor<T> centre, rstd;  // per row: mean - (the row's first element), 1 / sqrt(var + eps)
   Tensor<T> weight;        // the weight broadcast to normalized_shape (undefined without one)
 };
@@ -82,11 +82,11 @@ LayerNormResult<T> layer_norm_forward(const Tensor<T>& x, const Shape& normalize
   LayerNormResult<T> r;
   r.weight = full_parameter(weight, normalized);
   const Tensor<T> b = full_parameter(bias, normalized);
-  const Tensor<T> xc = x.contiguous();
+  r.x = x.contiguous();
   r.y = Tensor<T>::empty(x.shape());
   r.centre = Tensor<T>::empty({rows});
   r.rstd = Tensor<T>::empty({rows});
-  cpu::layer_norm_forward(xc.data(), r.weight.defined() ? r.weight.data() : nullptr, b.defined() ? b.data() : nullptr,
+  cpu::layer_norm_forward(r.x.data(), r.weight.defined() ? r.weight.data() : nullptr, b.defined() ? b.data() : nullptr,
                           r.y.data(), r.centre.data(), r.rstd.data(), rows, n, static_cast<T>(eps));
   return r;
 }
@@ -116,28 +116,23 @@ Var<T> layer_norm(const Var<T>& x, const Shape& normalized_shape, const std::typ
   const Var<T> none(Tensor<T>::empty({0}));
   const Var<T>& w = weight.defined() ? weight : none;
   const Var<T>& b = bias.defined() ? bias : none;
-  // Per-row statistics broadcast over x: [lead..., 1, ..., 1].
-  Shape stat_shape = x.shape();
-  for (int i = x.dim() - normalized_shape.rank(); i < x.dim(); ++i) stat_shape[i] = 1;
   return record("layer_norm", r.y, {&x, &w, &b},
-                [xv = x.value().contiguous(), centre = r.centre.reshape(stat_shape), rstd = r.rstd.reshape(stat_shape),
-                 wfull = r.weight, ws = wv.defined() ? wv.shape() : Shape{}, bs = bv.defined() ? bv.shape() : Shape{},
-                 n = normalized_shape.numel(), k = normalized_shape.rank()](const Tensor<T>& g, GradNeeds needs) {
+                [xv = r.x, centre = r.centre, rstd = r.rstd, wfull = r.weight,
+                 ws = wv.defined() ? wv.shape() : Shape{}, bs = bv.defined() ? bv.shape() : Shape{},
+                 normalized = normalized_shape, n = normalized_shape.numel()](const Tensor<T>& g, GradNeeds needs) {
                   std::vector<Tensor<T>> grads(3);
-                  if (needs[0]) {
-                    const Tensor<T> gc = g.contiguous();
-                    grads[0] = Tensor<T>::empty(xv.shape());
-                    const std::int64_t rows = n == 0 ? 0 : xv.numel() / n;
-                    cpu::layer_norm_backward(xv.data(), gc.data(), wfull.defined() ? wfull.data() : nullptr,
-                                             centre.data(), rstd.data(), grads[0].data(), rows, n);
-                  }
-                  if (needs[1]) {
-                    Tensor<T> first = xv;  // each row's first element, [lead..., 1, ..., 1]
-                    for (int i = xv.dim() - k; i < xv.dim(); ++i)
-                      first = first.narrow(i, 0, std::min<std::int64_t>(1, xv.size(i)));
-                    grads[1] = sum_to_shape<T>(g * (((xv - first) - centre) * rstd), ws);
-                  }
-                  if (needs[2]) grads[2] = sum_to_shape<T>(as_expr(g), bs);
+                  const Tensor<T> gc = g.contiguous();
+                  const std::int64_t rows = n == 0 ? 0 : xv.numel() / n;
+                  // dx, and the parameter gradients as [n] column sums, in one pass over x and g.
+                  Tensor<T> dw = needs[1] ? Tensor<T>::empty({n}) : Tensor<T>();
+                  Tensor<T> db = needs[2] ? Tensor<T>::empty({n}) : Tensor<T>();
+                  if (needs[0]) grads[0] = Tensor<T>::empty(xv.shape());
+                  cpu::layer_norm_backward(xv.data(), gc.data(), wfull.defined() ? wfull.data() : nullptr,
+                                           centre.data(), rstd.data(), needs[0] ? grads[0].data() : nullptr,
+                                           needs[1] ? dw.data() : nullptr, needs[2] ? db.data() : nullptr, rows, n);
+                  // A weight or bias that was broadcast to normalized_shape gets the sum over the copies.
+                  if (needs[1]) grads[1] = sum_to_shape<T>(as_expr(dw.reshape(normalized)), ws);
+                  if (needs[2]) grads[2] = sum_to_shape<T>(as_expr(db.reshape(normalized)), bs);
                   return grads;
                 });
 }

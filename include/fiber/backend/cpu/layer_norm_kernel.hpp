@@ -5,8 +5,12 @@
 // y = (x - mean) * rstd * w + b. Means are taken relative to the row's first element (see
 // RowCentre), which keeps float32 accurate for rows with a large mean and a small spread. Rows
 // are independent and split over the thread pool, so results are the same for any thread count.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "fiber/backend/cpu/line_packets.hpp"
 #include "fiber/backend/cpu/softmax_kernel.hpp"  // kLineGrainElements
@@ -99,7 +103,14 @@ void layer_norm_backward_row(const T* x, const T* g, const T* w, T* gx, std::int
   };
   P a0(T(0)), b0(T(0)), a1(T(0)), b1(T(0));
   std::int64_t j = 0;
-  for (; j + W <= n; j += W, std::swap(a0, a1), std::swap(b0, b1)) {
+  for (; j + 2 * W <= n; j += 2 * W) {
+    const P g0 = gw_at(j, W), g1 = gw_at(j + W, W);
+    a0 += g0;
+    a1 += g1;
+    b0 = xsimd::fma(g0, c.deviation(P::load_unaligned(x + j)) * pr, b0);
+    b1 = xsimd::fma(g1, c.deviation(P::load_unaligned(x + j + W)) * pr, b1);
+  }
+  for (; j + W <= n; j += W) {
     const P gj = gw_at(j, W);
     a0 += gj;
     b0 = xsimd::fma(gj, c.deviation(P::load_unaligned(x + j)) * pr, b0);
@@ -119,6 +130,25 @@ void layer_norm_backward_row(const T* x, const T* g, const T* w, T* gx, std::int
   }
 }
 
+// Adds this row's share of the parameter gradients: dw += g * xhat, db += g (either may be null).
+template <class T>
+void layer_norm_param_row(const T* x, const T* g, std::int64_t n, T centre, T r, T* dw, T* db) {
+  using P = LinePacket<T>;
+  constexpr std::int64_t W = line_width<T>;
+  const RowCentre<T> c{P(x[0]), P(centre)};
+  const P pr(r);
+  std::int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    const P gj = P::load_unaligned(g + j);
+    if (dw) xsimd::fma(gj, c.deviation(P::load_unaligned(x + j)) * pr, P::load_unaligned(dw + j)).store_unaligned(dw + j);
+    if (db) (P::load_unaligned(db + j) + gj).store_unaligned(db + j);
+  }
+  for (; j < n; ++j) {
+    if (dw) dw[j] += g[j] * (((x[j] - x[0]) - centre) * r);
+    if (db) db[j] += g[j];
+  }
+}
+
 template <class F>
 void for_each_row(std::int64_t rows, std::int64_t n, F&& row) {
   parallel_for(0, rows, std::max<std::int64_t>(1, kLineGrainElements / std::max<std::int64_t>(n, 1)),
@@ -132,8 +162,8 @@ void for_each_row(std::int64_t rows, std::int64_t n, F&& row) {
 // y[r] = (x[r] - mean[r]) * rstd[r] * w + b for each row r of x: [rows, n]; w, b: [n] or null.
 // Written for the backward: centre[r] = mean[r] - x[r][0] and rstd[r] = 1 / sqrt(var[r] + eps).
 template <class T>
-void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* centre, T* rstd, std::int64_t rows,
-                        std::int64_t n, T eps) {
+void layer_norm_forward(const T* x, const std::type_identity_t<T>* w, const std::type_identity_t<T>* b, T* y, T* centre,
+                        T* rstd, std::int64_t rows, std::int64_t n, std::type_identity_t<T> eps) {
   if (rows == 0 || n == 0) return;
   auto run = [&](auto has_weight, auto has_bias) {
     detail::for_each_row(rows, n, [&](std::int64_t r) {
@@ -147,16 +177,45 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* centre, T* 
   else run(std::false_type{}, std::false_type{});
 }
 
-// The input gradient gx: [rows, n] from x, the output gradient g (both [rows, n]), w ([n] or
-// null) and the forward's centre and rstd.
+// The gradients from x and the output gradient g (both [rows, n]), w ([n] or null) and the
+// forward's centre and rstd: gx ([rows, n]) and the parameter gradients dw = sum over rows of
+// g * xhat and db = sum over rows of g ([n] each). Any output may be null (not wanted). Rows go in
+// chunks of a size set by n alone; the chunks' partial sums are added in chunk order, so dw and db
+// are the same for any thread count.
 template <class T>
-void layer_norm_backward(const T* x, const T* g, const T* w, const T* centre, const T* rstd, T* gx, std::int64_t rows,
-                         std::int64_t n) {
-  if (rows == 0 || n == 0) return;
-  detail::for_each_row(rows, n, [&](std::int64_t r) {
-    if (w) detail::layer_norm_backward_row<T, true>(x + r * n, g + r * n, w, gx + r * n, n, centre[r], rstd[r]);
-    else detail::layer_norm_backward_row<T, false>(x + r * n, g + r * n, nullptr, gx + r * n, n, centre[r], rstd[r]);
+void layer_norm_backward(const T* x, const T* g, const std::type_identity_t<T>* w, const T* centre, const T* rstd,
+                         std::type_identity_t<T>* gx, std::type_identity_t<T>* dw, std::type_identity_t<T>* db,
+                         std::int64_t rows, std::int64_t n) {
+  if (n == 0) return;
+  if (rows == 0) {
+    if (dw) std::fill_n(dw, n, T(0));
+    if (db) std::fill_n(db, n, T(0));
+    return;
+  }
+  const std::int64_t chunk = std::max<std::int64_t>(1, kLineGrainElements / n);
+  const std::int64_t chunks = (rows + chunk - 1) / chunk;
+  std::vector<T> partial_w(dw ? chunks * n : 0), partial_b(db ? chunks * n : 0);
+  parallel_for(0, chunks, 1, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t c = b; c < e; ++c) {
+      T* cw = dw ? partial_w.data() + c * n : nullptr;
+      T* cb = db ? partial_b.data() + c * n : nullptr;
+      for (std::int64_t r = c * chunk; r < std::min(rows, (c + 1) * chunk); ++r) {
+        const T* xr = x + r * n;
+        const T* gr = g + r * n;
+        if (gx) {
+          if (w) detail::layer_norm_backward_row<T, true>(xr, gr, w, gx + r * n, n, centre[r], rstd[r]);
+          else detail::layer_norm_backward_row<T, false>(xr, gr, nullptr, gx + r * n, n, centre[r], rstd[r]);
+        }
+        if (cw || cb) detail::layer_norm_param_row(xr, gr, n, centre[r], rstd[r], cw, cb);
+      }
+    }
   });
+  for (auto [out, partial] : {std::pair{dw, &partial_w}, std::pair{db, &partial_b}}) {
+    if (!out) continue;
+    std::copy_n(partial->data(), n, out);
+    for (std::int64_t c = 1; c < chunks; ++c)
+      for (std::int64_t j = 0; j < n; ++j) out[j] += (*partial)[c * n + j];
+  }
 }
 
 }  // namespace fiber::cpu

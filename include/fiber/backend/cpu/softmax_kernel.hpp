@@ -42,8 +42,8 @@ T row_max(const T* x, std::int64_t n) {
   return horizontal_max(xsimd::max(m0, m1));
 }
 
-// Sum of exp(x - mx); when y is not null, also stores the exponentials there.
-template <class T>
+// Sum of exp(x - mx); with Store, also writes the exponentials to y.
+template <class T, bool Store>
 T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
   using P = LinePacket<T>;
   constexpr std::int64_t W = line_width<T>;
@@ -53,7 +53,7 @@ T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
   for (; j + 2 * W <= n; j += 2 * W) {
     const P e0 = xsimd::exp(P::load_unaligned(x + j) - pm);
     const P e1 = xsimd::exp(P::load_unaligned(x + j + W) - pm);
-    if (y) {
+    if constexpr (Store) {
       e0.store_unaligned(y + j);
       e1.store_unaligned(y + j + W);
     }
@@ -62,25 +62,25 @@ T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
   }
   for (; j + W <= n; j += W) {
     const P e = xsimd::exp(P::load_unaligned(x + j) - pm);
-    if (y) e.store_unaligned(y + j);
+    if constexpr (Store) e.store_unaligned(y + j);
     s0 += e;
   }
   if (j < n) {
     const P e = keep_first(xsimd::exp(load_partial(x + j, n - j, mx) - pm), n - j, T(0));
-    if (y) store_partial(y + j, e, n - j);
+    if constexpr (Store) store_partial(y + j, e, n - j);
     s1 += e;
   }
   return horizontal_sum(s0 + s1);
 }
 
-template <class T>
-void softmax_row(const T* x, T* y, std::int64_t n, bool log) {
+template <class T, bool Log>
+void softmax_row(const T* x, T* y, std::int64_t n) {
   using P = LinePacket<T>;
   constexpr std::int64_t W = line_width<T>;
   const T mx = row_max(x, n);
-  const T sum = row_exp_sum(x, log ? nullptr : y, n, mx);
+  const T sum = row_exp_sum<T, !Log>(x, y, n, mx);
   std::int64_t j = 0;
-  if (log) {
+  if constexpr (Log) {
     const P pm(mx), ls(std::log(sum));
     for (; j + W <= n; j += W) ((P::load_unaligned(x + j) - pm) - ls).store_unaligned(y + j);
     if (j < n) store_partial(y + j, (load_partial(x + j, n - j, T(0)) - pm) - ls, n - j);
@@ -91,25 +91,37 @@ void softmax_row(const T* x, T* y, std::int64_t n, bool log) {
   }
 }
 
-// softmax: gx = y * (g - sum(g * y)); log_softmax: gx = g - exp(y) * sum(g).
-template <class T>
-void softmax_backward_row(const T* y, const T* g, T* gx, std::int64_t n, bool log) {
+// The per-line sum the backward needs: sum(g * y) for softmax, sum(g) for log_softmax.
+template <class T, bool Log>
+LinePacket<T> backward_term(const LinePacket<T>& y, const LinePacket<T>& g) {
+  if constexpr (Log) return g;
+  else return g * y;
+}
+// softmax: gx = y * (g - s); log_softmax: gx = g - exp(y) * s.
+template <class T, bool Log>
+LinePacket<T> backward_value(const LinePacket<T>& y, const LinePacket<T>& g, const LinePacket<T>& s) {
+  if constexpr (Log) return g - xsimd::exp(y) * s;
+  else return y * (g - s);
+}
+
+template <class T, bool Log>
+void softmax_backward_row(const T* y, const T* g, T* gx, std::int64_t n) {
   using P = LinePacket<T>;
   constexpr std::int64_t W = line_width<T>;
   P s0(T(0)), s1(T(0));
   std::int64_t j = 0;
-  for (; j + W <= n; j += W, std::swap(s0, s1)) {
-    const P gj = P::load_unaligned(g + j);
-    s0 += log ? gj : gj * P::load_unaligned(y + j);
+  for (; j + 2 * W <= n; j += 2 * W) {
+    s0 += backward_term<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j));
+    s1 += backward_term<T, Log>(P::load_unaligned(y + j + W), P::load_unaligned(g + j + W));
   }
-  if (j < n) {
-    const P gj = load_partial(g + j, n - j, T(0));
-    s1 += log ? gj : gj * load_partial(y + j, n - j, T(0));
-  }
+  for (; j + W <= n; j += W) s0 += backward_term<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j));
+  if (j < n) s1 += backward_term<T, Log>(load_partial(y + j, n - j, T(0)), load_partial(g + j, n - j, T(0)));
   const P s(horizontal_sum(s0 + s1));
-  auto grad = [&](const P& yj, const P& gj) { return log ? gj - xsimd::exp(yj) * s : yj * (gj - s); };
-  for (j = 0; j + W <= n; j += W) grad(P::load_unaligned(y + j), P::load_unaligned(g + j)).store_unaligned(gx + j);
-  if (j < n) store_partial(gx + j, grad(load_partial(y + j, n - j, T(0)), load_partial(g + j, n - j, T(0))), n - j);
+  for (j = 0; j + W <= n; j += W)
+    backward_value<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j), s).store_unaligned(gx + j);
+  if (j < n)
+    store_partial(gx + j, backward_value<T, Log>(load_partial(y + j, n - j, T(0)), load_partial(g + j, n - j, T(0)), s),
+                  n - j);
 }
 
 // ---- strided lines (inner > 1): `count` <= width neighbouring lines per packet -----------------
@@ -124,8 +136,8 @@ void store_lanes(T* p, const LinePacket<T>& v, std::int64_t count) {
   else store_partial(p, v, count);
 }
 
-template <class T>
-void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::int64_t count, bool log) {
+template <class T, bool Log>
+void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::int64_t count) {
   using P = LinePacket<T>;
   const T lowest = -std::numeric_limits<T>::infinity();
   P mx(lowest);
@@ -133,10 +145,10 @@ void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::in
   P sum(T(0));
   for (std::int64_t k = 0; k < n; ++k) {
     const P e = xsimd::exp(lanes_at(x + k * inner, count, T(0)) - mx);
-    if (!log) store_lanes(y + k * inner, e, count);
+    if constexpr (!Log) store_lanes(y + k * inner, e, count);
     sum += e;
   }
-  if (log) {
+  if constexpr (Log) {
     const P ls = xsimd::log(sum);
     for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, (lanes_at(x + k * inner, count, T(0)) - mx) - ls, count);
   } else {
@@ -145,19 +157,16 @@ void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::in
   }
 }
 
-template <class T>
-void softmax_backward_lines(const T* y, const T* g, T* gx, std::int64_t n, std::int64_t inner, std::int64_t count,
-                            bool log) {
+template <class T, bool Log>
+void softmax_backward_lines(const T* y, const T* g, T* gx, std::int64_t n, std::int64_t inner, std::int64_t count) {
   using P = LinePacket<T>;
   P s(T(0));
-  for (std::int64_t k = 0; k < n; ++k) {
-    const P gk = lanes_at(g + k * inner, count, T(0));
-    s += log ? gk : gk * lanes_at(y + k * inner, count, T(0));
-  }
-  for (std::int64_t k = 0; k < n; ++k) {
-    const P yk = lanes_at(y + k * inner, count, T(0)), gk = lanes_at(g + k * inner, count, T(0));
-    store_lanes(gx + k * inner, log ? gk - xsimd::exp(yk) * s : yk * (gk - s), count);
-  }
+  for (std::int64_t k = 0; k < n; ++k)
+    s += backward_term<T, Log>(lanes_at(y + k * inner, count, T(0)), lanes_at(g + k * inner, count, T(0)));
+  for (std::int64_t k = 0; k < n; ++k)
+    store_lanes(gx + k * inner,
+                backward_value<T, Log>(lanes_at(y + k * inner, count, T(0)), lanes_at(g + k * inner, count, T(0)), s),
+                count);
 }
 
 // Calls line_block(offset, count) for every block of up to `width` neighbouring lines of
@@ -184,24 +193,37 @@ void for_each_line_block(std::int64_t outer, std::int64_t n, std::int64_t inner,
 
 }  // namespace detail
 
+namespace detail {
+template <class T, bool Log>
+void softmax_forward(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner) {
+  for_each_line_block<T>(outer, n, inner, [&](std::int64_t off, std::int64_t count) {
+    if (inner == 1) softmax_row<T, Log>(x + off, y + off, n);
+    else softmax_lines<T, Log>(x + off, y + off, n, inner, count);
+  });
+}
+template <class T, bool Log>
+void softmax_backward(const T* y, const T* g, T* gx, std::int64_t outer, std::int64_t n, std::int64_t inner) {
+  for_each_line_block<T>(outer, n, inner, [&](std::int64_t off, std::int64_t count) {
+    if (inner == 1) softmax_backward_row<T, Log>(y + off, g + off, gx + off, n);
+    else softmax_backward_lines<T, Log>(y + off, g + off, gx + off, n, inner, count);
+  });
+}
+}  // namespace detail
+
 // y = softmax (or log_softmax) of x along n; x, y: contiguous [outer, n, inner], y may not alias x.
 template <class T>
 void softmax_forward(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner, bool log) {
   if (outer == 0 || n == 0 || inner == 0) return;
-  detail::for_each_line_block<T>(outer, n, inner, [&](std::int64_t off, std::int64_t count) {
-    if (inner == 1) detail::softmax_row(x + off, y + off, n, log);
-    else detail::softmax_lines(x + off, y + off, n, inner, count, log);
-  });
+  if (log) detail::softmax_forward<T, true>(x, y, outer, n, inner);
+  else detail::softmax_forward<T, false>(x, y, outer, n, inner);
 }
 
 // gx from the forward's output y and the output gradient g; all contiguous [outer, n, inner].
 template <class T>
 void softmax_backward(const T* y, const T* g, T* gx, std::int64_t outer, std::int64_t n, std::int64_t inner, bool log) {
   if (outer == 0 || n == 0 || inner == 0) return;
-  detail::for_each_line_block<T>(outer, n, inner, [&](std::int64_t off, std::int64_t count) {
-    if (inner == 1) detail::softmax_backward_row(y + off, g + off, gx + off, n, log);
-    else detail::softmax_backward_lines(y + off, g + off, gx + off, n, inner, count, log);
-  });
+  if (log) detail::softmax_backward<T, true>(y, g, gx, outer, n, inner);
+  else detail::softmax_backward<T, false>(y, g, gx, outer, n, inner);
 }
 
 }  // namespace fiber::cpu
