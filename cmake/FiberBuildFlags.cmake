@@ -7,9 +7,9 @@ add_library(fiber::build_flags ALIAS fiber_build_flags)
 string(REPLACE "-DNDEBUG" "" CMAKE_CXX_FLAGS_RELEASE "${CMAKE_CXX_FLAGS_RELEASE}")
 set(CMAKE_CXX_FLAGS_RELEASE "${CMAKE_CXX_FLAGS_RELEASE}" CACHE STRING "" FORCE)
 
-# -Wno-maybe-uninitialized: GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*)
+# -Wno-(maybe-)uninitialized: GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*)
 # wherever xsimd uses those intrinsics; the warnings are false positives and bury real ones.
-target_compile_options(fiber_build_flags INTERFACE -Wall -Wextra -Wno-unused-parameter -Wno-maybe-uninitialized)
+target_compile_options(fiber_build_flags INTERFACE -Wall -Wextra -Wno-unused-parameter -Wno-maybe-uninitialized -Wno-uninitialized)
 if(NOT FIBER_PORTABLE)
   include(CheckCXXCompilerFlag)
   check_cxx_compiler_flag(-march=native FIBER_HAS_MARCH_NATIVE)

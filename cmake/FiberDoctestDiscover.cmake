@@ -36,6 +36,6 @@ foreach(line IN LISTS lines)
   string(APPEND content
     "add_test([==[${test}]==] \"${EXE}\" [==[--test-case=${filter}]==])\n"
     "set_tests_properties([==[${test}]==] PROPERTIES WORKING_DIRECTORY \"${WORKDIR}\" "
-    "FAIL_REGULAR_EXPRESSION [==[test cases: +0 +\\|]==])\n")
+    "FAIL_REGULAR_EXPRESSION [==[test cases: +0 +\\|]==] SKIP_REGULAR_EXPRESSION [==[FIBER_TEST_SKIPPED]==])\n")
 endforeach()
 file(WRITE "${OUT}" "${content}")

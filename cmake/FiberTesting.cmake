@@ -3,24 +3,25 @@
 # precompiled header, so each small test file compiles only what it instantiates.
 find_package(doctest REQUIRED)
 
-add_library(fiber_test_main OBJECT ${PROJECT_SOURCE_DIR}/tests/support/doctest_main.cpp
-  ${PROJECT_SOURCE_DIR}/tests/support/pch_anchor.cpp)
-# The main defines DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN before doctest.h: no PCH for it.
-set_source_files_properties(${PROJECT_SOURCE_DIR}/tests/support/doctest_main.cpp
-  PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+add_library(fiber_test_main OBJECT ${PROJECT_SOURCE_DIR}/tests/support/doctest_main.cpp)
 target_link_libraries(fiber_test_main PUBLIC fiber::fiber fiber::build_flags doctest::doctest)
 target_compile_definitions(fiber_test_main PUBLIC
   FIBER_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
   FIBER_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 target_include_directories(fiber_test_main PUBLIC ${PROJECT_SOURCE_DIR}/tests/support)
-target_precompile_headers(fiber_test_main PUBLIC
+
+# The precompiled header lives in a target of its own (the main must not see it: it defines
+# DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN before including doctest.h).
+add_library(fiber_test_pch OBJECT ${PROJECT_SOURCE_DIR}/tests/support/pch_anchor.cpp)
+target_link_libraries(fiber_test_pch PRIVATE fiber_test_main)
+target_precompile_headers(fiber_test_pch PRIVATE
   <doctest/doctest.h> <vector> <string> <cmath> <cstdint> <memory> <functional>)
 
 function(fiber_add_test name)
   set(target test_${name})
   add_executable(${target} ${ARGN})
   target_link_libraries(${target} PRIVATE fiber_test_main)
-  target_precompile_headers(${target} REUSE_FROM fiber_test_main)
+  target_precompile_headers(${target} REUSE_FROM fiber_test_pch)
   # One ctest test per TEST_CASE, listed after each build (see FiberDoctestDiscover.cmake).
   set(tests_file ${CMAKE_CURRENT_BINARY_DIR}/${target}_tests.cmake)
   add_custom_command(TARGET ${target} POST_BUILD

@@ -39,9 +39,9 @@ TEST_CASE("unary functions agree with the C library in float (stated tolerances)
   check_against(fiber::tanh(x), x, [](double v) { return std::tanh(v); }, 2.4e-7, 1e-8);
   check_against(fiber::sigmoid(x), x, [](double v) { return 1 / (1 + std::exp(-v)); }, 3e-7, 0);
   check_against(fiber::erf(x), x, [](double v) { return std::erf(v); }, 2.4e-7, 1e-8);
-  // GELU uses PyTorch's formula x/2 * (1 + erf(x/sqrt 2)), whose 1 + erf cancels for x < -5 in float:
-  // there the absolute error reaches ~1.5e-7, as in PyTorch.
-  check_against(fiber::gelu(x), x, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }, 3e-7, 2e-7);
+  // GELU in float computes erf as PyTorch's vectorised CPU kernel does (A&S 7.1.26, |error| <
+  // 1.5e-7): the absolute error of x/2 * (1 + erf) stays below 5e-7 (measured 4.7e-7 on [-6, 6]).
+  check_against(fiber::gelu(x), x, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }, 1e-7, 5e-7);
   check_against(fiber::relu(x), x, [](double v) { return v > 0 ? v : 0.0; }, 0, 0);
   check_against(fiber::abs(x), x, [](double v) { return std::abs(v); }, 0, 0);
   check_against(-x, x, [](double v) { return -v; }, 0, 0);

@@ -26,9 +26,16 @@ class CommandList {
 }  // namespace fiber::cli
 
 // The commands. Keep this list sorted.
+#include "cmd_convert.hpp"
+#include "cmd_inspect.hpp"
+#include "cmd_resize.hpp"
+#include "cmd_tokenize.hpp"
+
 namespace fiber::cli {
 inline void add_all_commands(CLI::App& app, CommandList& commands) {
-  (void)app;
-  (void)commands;
+  add_convert_command(app, commands);
+  add_inspect_command(app, commands);
+  add_resize_command(app, commands);
+  add_tokenize_command(app, commands);
 }
 }  // namespace fiber::cli

@@ -1,0 +1,20 @@
+# Runs the fiber CLI and checks its exit code and output (ctest's own regex checks ignore the
+# exit code). Called with: CLI, ARGS (arguments separated by |), EXPECT ("success" or "failure"), and optional
+# STDOUT_REGEX / STDERR_REGEX that the respective stream must match.
+string(REPLACE "|" ";" ARGS "${ARGS}")
+execute_process(COMMAND ${CLI} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message(STATUS "exit code ${rc}\nstdout: ${out}\nstderr: ${err}")
+if(EXPECT STREQUAL "success" AND NOT rc EQUAL 0)
+  message(FATAL_ERROR "expected success, got exit code ${rc}")
+elseif(EXPECT STREQUAL "failure" AND (rc EQUAL 0 OR NOT rc MATCHES "^[0-9]+$"))
+  message(FATAL_ERROR "expected a non-zero exit code (and no crash), got '${rc}'")
+endif()
+if(DEFINED STDOUT_REGEX AND NOT out MATCHES "${STDOUT_REGEX}")
+  message(FATAL_ERROR "stdout does not match '${STDOUT_REGEX}'")
+endif()
+if(DEFINED STDERR_REGEX AND NOT err MATCHES "${STDERR_REGEX}")
+  message(FATAL_ERROR "stderr does not match '${STDERR_REGEX}'")
+endif()
+if(err MATCHES "terminate called|Aborted|Segmentation|AddressSanitizer|runtime error")
+  message(FATAL_ERROR "the command crashed")
+endif()

@@ -1,0 +1,22 @@
+# Runs one `fiber` command and checks its exit status and output:
+#   cmake -DCMD="exe;arg;..." -DEXPECT_FAIL=ON|OFF -DEXPECT="regex" [-DSTREAM=stdout|stderr] -P run_cli.cmake
+# A failing command must print its error to stderr, exit non-zero, and show no stack dump.
+execute_process(COMMAND ${CMD} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(EXPECT_FAIL)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "expected a non-zero exit, got 0\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  if(NOT err MATCHES "${EXPECT}")
+    message(FATAL_ERROR "stderr does not match '${EXPECT}':\n${err}")
+  endif()
+  if(err MATCHES "terminate called|Aborted|#0 |Segmentation")
+    message(FATAL_ERROR "stack dump or abort on stderr:\n${err}")
+  endif()
+else()
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "exit ${rc}\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  if(NOT out MATCHES "${EXPECT}")
+    message(FATAL_ERROR "stdout does not match '${EXPECT}':\n${out}")
+  endif()
+endif()
