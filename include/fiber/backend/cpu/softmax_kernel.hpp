@@ -1,0 +1,229 @@
+#pragma once
+// CPU kernels of softmax and log_softmax, forward and backward, over one axis of a contiguous
+// tensor viewed as [outer, n, inner]: the axis has n elements, `inner` apart. Each of the
+// outer * inner lines is independent, so lines are split over the thread pool and every result
+// is the same for any thread count.
+//
+// Forward, per line, three passes that stay in cache: the max; exp(x - max) and its sum, fused
+// (softmax stores the exponentials); then the scaling (softmax: * 1/sum; log_softmax:
+// (x - max) - log(sum)). With inner == 1 a line is a contiguous row, vectorised along it; with
+// inner > 1 a packet holds `width` neighbouring lines, vectorised across them.
+//
+// A line that is all -inf gives NaN (max - max is NaN), and so does a line with a NaN or +inf,
+// as in PyTorch.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "fiber/backend/cpu/line_packets.hpp"
+#include "fiber/core/thread_pool.hpp"
+
+namespace fiber::cpu {
+
+// Elements handled per parallel piece: below this, threads cost more than they save.
+inline constexpr std::int64_t kLineGrainElements = 16384;
+
+namespace detail {
+
+// ---- contiguous rows (inner == 1) -------------------------------------------------------------
+template <class T>
+T row_max(const T* x, std::int64_t n) {
+  using P = LinePacket<T>;
+  constexpr std::int64_t W = line_width<T>;
+  const T lowest = -std::numeric_limits<T>::infinity();
+  P m0(lowest), m1(lowest);
+  std::int64_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    m0 = xsimd::max(m0, P::load_unaligned(x + j));
+    m1 = xsimd::max(m1, P::load_unaligned(x + j + W));
+  }
+  for (; j + W <= n; j += W) m0 = xsimd::max(m0, P::load_unaligned(x + j));
+  if (j < n) m1 = xsimd::max(m1, load_partial(x + j, n - j, lowest));
+  return horizontal_max(xsimd::max(m0, m1));
+}
+
+// Sum of exp(x - mx); with Store, also writes the exponentials to y.
+template <class T, bool Store>
+T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
+  using P = LinePacket<T>;
+  constexpr std::int64_t W = line_width<T>;
+  const P pm(mx);
+  P s0(T(0)), s1(T(0));
+  std::int64_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    const P e0 = xsimd::exp(P::load_unaligned(x + j) - pm);
+    const P e1 = xsimd::exp(P::load_unaligned(x + j + W) - pm);
+    if constexpr (Store) {
+      e0.store_unaligned(y + j);
+      e1.store_unaligned(y + j + W);
+    }
+    s0 += e0;
+    s1 += e1;
+  }
+  for (; j + W <= n; j += W) {
+    const P e = xsimd::exp(P::load_unaligned(x + j) - pm);
+    if constexpr (Store) e.store_unaligned(y + j);
+    s0 += e;
+  }
+  if (j < n) {
+    const P e = keep_first(xsimd::exp(load_partial(x + j, n - j, mx) - pm), n - j, T(0));
+    if constexpr (Store) store_partial(y + j, e, n - j);
+    s1 += e;
+  }
+  return horizontal_sum(s0 + s1);
+}
+
+template <class T, bool Log>
+void softmax_row(const T* x, T* y, std::int64_t n) {
+  using P = LinePacket<T>;
+  constexpr std::int64_t W = line_width<T>;
+  const T mx = row_max(x, n);
+  const T sum = row_exp_sum<T, !Log>(x, y, n, mx);
+  std::int64_t j = 0;
+  if constexpr (Log) {
+    const P pm(mx), ls(std::log(sum));
+    for (; j + W <= n; j += W) ((P::load_unaligned(x + j) - pm) - ls).store_unaligned(y + j);
+    if (j < n) store_partial(y + j, (load_partial(x + j, n - j, T(0)) - pm) - ls, n - j);
+  } else {
+    const P r(T(1) / sum);
+    for (; j + W <= n; j += W) (P::load_unaligned(y + j) * r).store_unaligned(y + j);
+    if (j < n) store_partial(y + j, load_partial(y + j, n - j, T(0)) * r, n - j);
+  }
+}
+
+// The per-line sum the backward needs: sum(g * y) for softmax, sum(g) for log_softmax.
+template <class T, bool Log>
+LinePacket<T> backward_term(const LinePacket<T>& y, const LinePacket<T>& g) {
+  if constexpr (Log) return g;
+  else return g * y;
+}
+// softmax: gx = y * (g - s); log_softmax: gx = g - exp(y) * s.
+template <class T, bool Log>
+LinePacket<T> backward_value(const LinePacket<T>& y, const LinePacket<T>& g, const LinePacket<T>& s) {
+  if constexpr (Log) return g - xsimd::exp(y) * s;
+  else return y * (g - s);
+}
+
+template <class T, bool Log>
+void softmax_backward_row(const T* y, const T* g, T* gx, std::int64_t n) {
+  using P = LinePacket<T>;
+  constexpr std::int64_t W = line_width<T>;
+  P s0(T(0)), s1(T(0));
+  std::int64_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    s0 += backward_term<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j));
+    s1 += backward_term<T, Log>(P::load_unaligned(y + j + W), P::load_unaligned(g + j + W));
+  }
+  for (; j + W <= n; j += W) s0 += backward_term<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j));
+  if (j < n) s1 += backward_term<T, Log>(load_partial(y + j, n - j, T(0)), load_partial(g + j, n - j, T(0)));
+  const P s(horizontal_sum(s0 + s1));
+  for (j = 0; j + W <= n; j += W)
+    backward_value<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j), s).store_unaligned(gx + j);
+  if (j < n)
+    store_partial(gx + j, backward_value<T, Log>(load_partial(y + j, n - j, T(0)), load_partial(g + j, n - j, T(0)), s),
+                  n - j);
+}
+
+// ---- strided lines (inner > 1): `count` <= width neighbouring lines per packet -----------------
+// x points at element 0 of the first line; element k of line i is x[k * inner + i].
+template <class T>
+LinePacket<T> lanes_at(const T* p, std::int64_t count, T fill) {
+  return count == line_width<T> ? LinePacket<T>::load_unaligned(p) : load_partial(p, count, fill);
+}
+template <class T>
+void store_lanes(T* p, const LinePacket<T>& v, std::int64_t count) {
+  if (count == line_width<T>) v.store_unaligned(p);
+  else store_partial(p, v, count);
+}
+
+template <class T, bool Log>
+void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::int64_t count) {
+  using P = LinePacket<T>;
+  const T lowest = -std::numeric_limits<T>::infinity();
+  P mx(lowest);
+  for (std::int64_t k = 0; k < n; ++k) mx = xsimd::max(mx, lanes_at(x + k * inner, count, lowest));
+  P sum(T(0));
+  for (std::int64_t k = 0; k < n; ++k) {
+    const P e = xsimd::exp(lanes_at(x + k * inner, count, T(0)) - mx);
+    if constexpr (!Log) store_lanes(y + k * inner, e, count);
+    sum += e;
+  }
+  if constexpr (Log) {
+    const P ls = xsimd::log(sum);
+    for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, (lanes_at(x + k * inner, count, T(0)) - mx) - ls, count);
+  } else {
+    const P r = P(T(1)) / sum;
+    for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, lanes_at(y + k * inner, count, T(0)) * r, count);
+  }
+}
+
+template <class T, bool Log>
+void softmax_backward_lines(const T* y, const T* g, T* gx, std::int64_t n, std::int64_t inner, std::int64_t count) {
+  using P = LinePacket<T>;
+  P s(T(0));
+  for (std::int64_t k = 0; k < n; ++k)
+    s += backward_term<T, Log>(lanes_at(y + k * inner, count, T(0)), lanes_at(g + k * inner, count, T(0)));
+  for (std::int64_t k = 0; k < n; ++k)
+    store_lanes(gx + k * inner,
+                backward_value<T, Log>(lanes_at(y + k * inner, count, T(0)), lanes_at(g + k * inner, count, T(0)), s),
+                count);
+}
+
+// Calls line_block(offset, count) for every block of up to `width` neighbouring lines of
+// [outer, n, inner], offset being the block's first element, split over the pool.
+template <class T, class F>
+void for_each_line_block(std::int64_t outer, std::int64_t n, std::int64_t inner, F&& line_block) {
+  constexpr std::int64_t W = line_width<T>;
+  if (inner == 1) {
+    parallel_for(0, outer, std::max<std::int64_t>(1, kLineGrainElements / std::max<std::int64_t>(n, 1)),
+                 [&](std::int64_t b, std::int64_t e) {
+                   for (std::int64_t r = b; r < e; ++r) line_block(r * n, 1);
+                 });
+    return;
+  }
+  const std::int64_t blocks = (inner + W - 1) / W;
+  parallel_for(0, outer * blocks, std::max<std::int64_t>(1, kLineGrainElements / std::max<std::int64_t>(n * W, 1)),
+               [&](std::int64_t b, std::int64_t e) {
+                 for (std::int64_t t = b; t < e; ++t) {
+                   const std::int64_t o = t / blocks, i0 = (t % blocks) * W;
+                   line_block(o * n * inner + i0, std::min(W, inner - i0));
+                 }
+               });
+}
+
+}  // namespace detail
+
+namespace detail {
+template <class T, bool Log>
+void softmax_forward(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner) {
+  for_each_line_block<T>(outer, n, inner, [&](std::int64_t off, std::int64_t count) {
+    if (inner == 1) softmax_row<T, Log>(x + off, y + off, n);
+    else softmax_lines<T, Log>(x + off, y + off, n, inner, count);
+  });
+}
+template <class T, bool Log>
+void softmax_backward(const T* y, const T* g, T* gx, std::int64_t outer, std::int64_t n, std::int64_t inner) {
+  for_each_line_block<T>(outer, n, inner, [&](std::int64_t off, std::int64_t count) {
+    if (inner == 1) softmax_backward_row<T, Log>(y + off, g + off, gx + off, n);
+    else softmax_backward_lines<T, Log>(y + off, g + off, gx + off, n, inner, count);
+  });
+}
+}  // namespace detail
+
+// y = softmax (or log_softmax) of x along n; x, y: contiguous [outer, n, inner], y may not alias x.
+template <class T>
+void softmax_forward(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner, bool log) {
+  if (outer == 0 || n == 0 || inner == 0) return;
+  if (log) detail::softmax_forward<T, true>(x, y, outer, n, inner);
+  else detail::softmax_forward<T, false>(x, y, outer, n, inner);
+}
+
+// gx from the forward's output y and the output gradient g; all contiguous [outer, n, inner].
+template <class T>
+void softmax_backward(const T* y, const T* g, T* gx, std::int64_t outer, std::int64_t n, std::int64_t inner, bool log) {
+  if (outer == 0 || n == 0 || inner == 0) return;
+  if (log) detail::softmax_backward<T, true>(y, g, gx, outer, n, inner);
+  else detail::softmax_backward<T, false>(y, g, gx, outer, n, inner);
+}
+
+}  // namespace fiber::cpu
