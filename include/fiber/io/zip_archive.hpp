@@ -9,7 +9,12 @@
 // 1032:1), below a per-entry and a per-archive budget, and inflation stops at the declared size.
 // Entries whose bytes overlap another's are refused (the overlapping-entries zip bomb), and so
 // are names that could escape a directory ("..", absolute paths, backslashes).
+// zconf.h defines FAR (empty; a 16-bit DOS relic) as libjpeg's headers do. fiber leaves no FAR
+// behind (see libjpeg_macros.hpp) and keeps one that was defined before it.
+#pragma push_macro("FAR")
 #include <zlib.h>
+#undef FAR
+#pragma pop_macro("FAR")
 
 #include <algorithm>
 #include <atomic>
