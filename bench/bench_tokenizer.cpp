@@ -89,7 +89,7 @@ Timing best_of(int repeat, F&& run) {
 
 int main(int argc, char** argv) {
   std::string corpus_path = "/tmp/fiber_tokenizer_corpus.txt";
-  std::string root = FIBER_SOURCE_DIR;
+  std::string root = FIBER_BENCH_DIR "/..";
   std::string vocab = root + "/tests/data/text/vocab.json", merges = root + "/tests/data/text/merges.txt";
   double mb = 20;
   int repeat = 3;
