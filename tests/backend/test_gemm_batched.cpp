@@ -70,10 +70,11 @@ TEST_CASE("gemm_batched matches the reference with broadcast operands on every p
 }
 
 TEST_CASE("window-attention shaped batches: Q.K^T and P.V") {
-  // 12 windows of 49 tokens (7x7), head dim 32; per-item tasks on the pool.
-  const Batched qk(Trans::no, Trans::yes, 12, 49, 49, 32, false, false, 40);
+  // 64 windows of 49 tokens (7x7), head dim 32: enough work (about 1e7 flops) for per-item tasks
+  // on the pool when it has more than one thread.
+  const Batched qk(Trans::no, Trans::yes, 64, 49, 49, 32, false, false, 40);
   qk.check(qk.run(0.17f, 0.f), 0.17f, 0.f);
-  const Batched pv(Trans::no, Trans::no, 12, 49, 32, 49, false, false, 50);
+  const Batched pv(Trans::no, Trans::no, 64, 49, 32, 49, false, false, 50);
   pv.check(pv.run(1.f, 0.f), 1.f, 0.f);
   // A shared relative-position-like operand broadcast over the batch.
   const Batched shared(Trans::no, Trans::no, 9, 144, 32, 16, false, true, 60);
@@ -83,9 +84,10 @@ TEST_CASE("window-attention shaped batches: Q.K^T and P.V") {
 TEST_CASE("gemm_batched results are identical for 1, 2 and 3 threads") {
   const int original = fiber::num_threads();
   for (bool big_items : {false, true}) {
-    // Small items go one per task; big ones are threaded inside.
-    const Batched p = big_items ? Batched(Trans::no, Trans::yes, 2, 300, 200, 150, false, false, 70)
-                                : Batched(Trans::no, Trans::yes, 40, 30, 30, 16, false, true, 80);
+    // Small items go one per task (64 x 1.5e5 flops, above gemm_thread_min_flops in all); big ones
+    // (2 x 6.4e7 flops, above batched_item_thread_flops each) are threaded inside.
+    const Batched p = big_items ? Batched(Trans::no, Trans::yes, 2, 400, 400, 200, false, false, 70)
+                                : Batched(Trans::no, Trans::yes, 64, 49, 49, 32, false, true, 80);
     std::vector<float> first;
     for (int threads : {1, 2, 3}) {
       fiber::set_num_threads(threads);

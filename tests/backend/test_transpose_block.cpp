@@ -37,9 +37,9 @@ TEST_CASE("packed B and A panels follow the k-major layout with zero padding") {
     for (int64_t k = 0; k < K; ++k) A[m * K + k] = At[k * M + m] = double(m * 100 + k);
   for (Trans t : {Trans::no, Trans::yes}) {
     std::vector<double> panel(13 * width, -1.0);
-    // op(B)[3 : 16, 5 : 35] into a [13, 40] panel.
-    fiber::cpu::detail::pack_b_panel(t, t == Trans::no ? B.data() : Bt.data(), t == Trans::no ? N : K, 3, 5, 13, 30,
-                                     width, panel.data());
+    // op(B)[3 : 16, 5 : 35] into one [13, 40] panel (30 valid columns), as the GEMM packs it.
+    fiber::cpu::detail::pack_b_panels(t, t == Trans::no ? B.data() : Bt.data(), t == Trans::no ? N : K, 3, 13, 5, 30,
+                                      width, width, panel.data());
     int wrong = 0;
     for (int64_t k = 0; k < 13; ++k)
       for (int64_t j = 0; j < width; ++j)

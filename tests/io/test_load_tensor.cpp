@@ -44,6 +44,8 @@ TEST_CASE("views of shared storages come out as the tensors torch saved (float, 
   }
 }
 
+// The element conversions themselves are checked against torch's in tests/core/test_half.cpp and
+// test_tensor_record.cpp; here, that load_tensor<T> applies them with the shape and view intact.
 TEST_CASE("half, bfloat16 and integer tensors convert to the requested element type") {
   const auto ck = io::open_checkpoint(checkpoint_fixture("dtypes.pt"));
   const auto want = expected_for("dtypes.pt");

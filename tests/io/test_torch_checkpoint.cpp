@@ -135,7 +135,6 @@ TEST_CASE("tensors are read lazily: a corrupt storage nobody asks for does no ha
   std::memcpy(tensors[0].data.data(), good, 8);
   tensors[1].data.resize(8);
   ZipLayout layout;
-  std::vector<const Bytes*> storages = {&tensors[0].data, &tensors[1].data};
   Bytes file = ZipBuilder()
                    .add("archive/data.pkl", torch_state_dict_pickle(tensors))
                    .add("archive/byteorder", "little")
@@ -150,7 +149,6 @@ TEST_CASE("tensors are read lazily: a corrupt storage nobody asks for does no ha
   CHECK_THROWS_WITH_AS(ck.record("bad"), doctest::Contains("lazy.pt: zip entry 'archive/data/1': CRC-32 mismatch"), Error);
   // Storage checksums are opt-in (like torch.load): by default the damaged bytes load.
   CHECK(io::open_checkpoint(io::borrowed_bytes(file, "lazy.pt")).record("bad").numel() == 2);
-  (void)storages;
 }
 
 TEST_CASE("checkpoints built like torch.save (data descriptors, zip64 extras) read back") {

@@ -60,17 +60,23 @@ TEST_CASE("conv2d rejects inconsistent shapes and options") {
   CHECK_THROWS_WITH_AS(fiber::conv2d(x, rnd({2, 4, 7, 7}, 2)), doctest::Contains("does not fit"), fiber::Error);
   CHECK_THROWS_WITH_AS(fiber::conv2d(x, rnd({2, 4, 3, 3}, 2), {}, {{0, 1}}), doctest::Contains("stride must be >= 1"),
                        fiber::Error);
+  fiber::Conv2dOptions huge;
+  huge.padding = {std::int64_t{1} << 62, 0};
+  CHECK_THROWS_WITH_AS(fiber::conv2d(x, rnd({2, 4, 3, 3}, 2), {}, huge), doctest::Contains("must be at most 1048576"),
+                       fiber::Error);
   CHECK_THROWS_WITH_AS(fiber::conv2d(rnd({4, 5, 5}, 1), rnd({2, 4, 3, 3}, 2)), doctest::Contains("[N, C, H, W]"), fiber::Error);
   CHECK_THROWS_WITH_AS(fiber::conv2d(x, rnd({2, 4, 3, 3}, 2), rnd({3}, 3)), doctest::Contains("bias of shape [3]"), fiber::Error);
 }
 
 TEST_CASE("conv2d gives identical results for 1, 2 and 3 threads") {
+  // Sizes at which the GEMMs (32 x 1600 x 144, 1.5e7 flops) are threaded too, not only col2im.
   fiber::Generator gen(9);
-  auto x = fiber::randn<float>({2, 8, 17, 15}, gen), w = fiber::randn<float>({16, 8, 3, 3}, gen);
+  auto x = fiber::randn<float>({2, 16, 40, 40}, gen), w = fiber::randn<float>({32, 16, 3, 3}, gen);
+  const int original = fiber::num_threads();
   auto run = [&](int threads) {
     fiber::set_num_threads(threads);
     Var<float> xv(x, true), wv(w, true);
-    Var<float> y = fiber::conv2d(xv, wv, Var<float>(), {{2, 2}, {1, 1}, {1, 1}, 1});
+    Var<float> y = fiber::conv2d(xv, wv, Var<float>(), {{1, 1}, {1, 1}, {1, 1}, 1});
     fiber::sum(Var<float>(y * y)).backward();
     auto v = y.value().to_vector(), gx = xv.grad().to_vector(), gw = wv.grad().to_vector();
     v.insert(v.end(), gx.begin(), gx.end());
@@ -80,5 +86,5 @@ TEST_CASE("conv2d gives identical results for 1, 2 and 3 threads") {
   auto one = run(1);
   CHECK(run(2) == one);
   CHECK(run(3) == one);
-  fiber::set_num_threads(2);
+  fiber::set_num_threads(original);
 }

@@ -50,6 +50,25 @@ TEST_CASE("matmul promotes 1-D operands and broadcasts batch dimensions as PyTor
   CHECK_THROWS_AS(fiber::bmm(rnd({2, 3, 4}, 1), rnd({3, 4, 2}, 1)), fiber::Error);
 }
 
+TEST_CASE("zero-sized dimensions give PyTorch's results, not a division by zero") {
+  // K = 0: an empty sum is 0 (torch.matmul(zeros(2, 3, 0), zeros(0, 4)) is zeros(2, 3, 4)).
+  const Tensor<double> y = fiber::matmul(Tensor<double>::zeros({2, 3, 0}), Tensor<double>::zeros({0, 4}));
+  REQUIRE(y.shape() == Shape{2, 3, 4});
+  for (std::int64_t i = 0; i < y.numel(); ++i) CHECK(y.data()[i] == 0.0);
+  // in = 0: F.linear gives the bias on every row.
+  const Tensor<double> bias = Tensor<double>::from_data({2}, {1.5, -2.0});
+  const Tensor<double> z = fiber::linear(Tensor<double>::zeros({3, 0}), Tensor<double>::zeros({2, 0}), bias);
+  REQUIRE(z.shape() == Shape{3, 2});
+  for (std::int64_t r = 0; r < 3; ++r) {
+    CHECK(z.at({r, 0}) == 1.5);
+    CHECK(z.at({r, 1}) == -2.0);
+  }
+  // N = 0 in the backward of a shared right operand.
+  Var<double> a(Tensor<double>::zeros({2, 3, 4}), true), b(Tensor<double>::zeros({4, 0}), true);
+  fiber::sum(fiber::matmul(a, b)).backward();
+  CHECK(b.grad().shape() == Shape{4, 0});
+}
+
 TEST_CASE("broadcast batched matmul and its gradients match PyTorch (float32)") {
   using fiber::test::load_npy;
   Var<float> a(load_npy<float>("linalg/mm_a.npy"), true), b(load_npy<float>("linalg/mm_b.npy"), true);
@@ -76,6 +95,7 @@ TEST_CASE("gradcheck: matmul in every form, bmm, linear") {
 TEST_CASE("linear equals matmul with the transposed weight plus the bias; results are thread-count independent") {
   fiber::Generator gen(3);
   auto x = fiber::randn<float>({40, 768}, gen), w = fiber::randn<float>({300, 768}, gen), b = fiber::randn<float>({300}, gen);
+  const int original = fiber::num_threads();
   fiber::set_num_threads(1);
   Tensor<float> one = fiber::linear(x, w, b);
   Tensor<float> ref = fiber::matmul(x, w.t()) + b;
@@ -83,6 +103,7 @@ TEST_CASE("linear equals matmul with the transposed weight plus the bias; result
   CHECK(fiber::linear(x, w, b).to_vector() == one.to_vector());
   fiber::set_num_threads(2);
   CHECK(fiber::linear(x, w, b).to_vector() == one.to_vector());
+  fiber::set_num_threads(original);
   FIBER_CHECK_CLOSE(one, ref, 1e-5, 1e-4);
   CHECK_THROWS_WITH_AS(fiber::linear(x, w.t()), doctest::Contains("linear: input [40, 768] and weight [768, 300]"),
                        fiber::Error);

@@ -44,6 +44,10 @@ TEST_CASE("layer_norm with broadcast weight/bias and non-contiguous input") {
   auto y = fiber::layer_norm(x, Shape{4, 6}, w, b);
   auto full = fiber::layer_norm(x, Shape{4, 6}, w.expand({4, 6}).contiguous(), b.expand({4, 6}).contiguous());
   CHECK(fiber::test::same_bits(y, full));
+  // ... and both are the formula, computed here from mean and var.
+  const Tensor<double> mu = fiber::mean(x, {1, 2}, true), var = fiber::var(x, {1, 2}, true, 0);
+  const Tensor<double> expected = (x - mu) / fiber::sqrt(var + 1e-5) * w + b;
+  FIBER_CHECK_CLOSE(y, expected, 1e-12, 1e-12);
   auto xn = fiber::test::noncontiguous(x);
   CHECK(fiber::test::same_bits(fiber::layer_norm(xn, Shape{6}, w), fiber::layer_norm(x, Shape{6}, w)));
 }

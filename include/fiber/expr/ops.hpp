@@ -6,6 +6,8 @@
 // fiber/expr/expression.hpp (exp, where, constant_like, ...) declared after this file.
 #include <xsimd/xsimd.hpp>
 
+#include "fiber/backend/cpu/gelu.hpp"
+
 #include <cmath>
 #include <type_traits>
 #include <numbers>
@@ -110,36 +112,13 @@ struct Erf : Elementwise {
   template <class V> static V apply(const V& x) { return xsimd::erf(x); }
   template <class A> static auto d(const A& a) { return (2.0 / std::sqrt(std::numbers::pi)) * exp(-square(a)); }
 };
-namespace packet {
-// erf for float packets as PyTorch's vectorised CPU kernels compute it (Abramowitz & Stegun
-// 7.1.26: |error| < 1.5e-7), so that GELU matches PyTorch's CPU results closely; it is also
-// twice as fast as xsimd's erf. Doubles keep the accurate xsimd::erf (PyTorch uses Sleef's there).
-template <class V>
-V gelu_erf(const V& x) {
-  using S = typename V::value_type;
-  if constexpr (std::is_same_v<S, float>) {
-    const V t = one<V>() / xsimd::fma(xsimd::abs(x), V(0.3275911f), one<V>());
-    V r = V(1.061405429f);
-    r = xsimd::fma(r, t, V(-1.453152027f));
-    r = xsimd::fma(r, t, V(1.421413741f));
-    r = xsimd::fma(r, t, V(-0.284496736f));
-    r = xsimd::fma(r, t, V(0.254829592f));
-    const V y = one<V>() - r * t * xsimd::exp(-x * x);
-    return xsimd::copysign(y, x);
-  } else {
-    return xsimd::erf(x);
-  }
-}
-}  // namespace packet
 
-// GELU, erf form (PyTorch's default): x/2 * (1 + erf(x/sqrt(2))).
+// GELU, erf form (PyTorch's default): x/2 * (1 + erf(x/sqrt(2))); the formula is shared with the
+// GEMM's GELU epilogues (backend/cpu/gelu.hpp).
 struct Gelu : Elementwise {
   static constexpr const char* name = "gelu";
   static constexpr bool needs_float = true;
-  template <class V> static V apply(const V& x) {
-    using S = typename V::value_type;
-    return x * S(0.5) * (packet::one<V>() + packet::gelu_erf(x * S(std::numbers::sqrt2 / 2)));
-  }
+  template <class V> static V apply(const V& x) { return cpu::gelu(x); }
   // d/dx = Phi(x) + x * phi(x)
   template <class A> static auto d(const A& a) {
     return 0.5 * (1.0 + erf(a * (std::numbers::sqrt2 / 2))) +

@@ -31,11 +31,6 @@ class ByteReader {
   // Offset of the current position in the whole file, for messages.
   std::uint64_t file_offset() const { return base_ + pos_; }
 
-  void seek(std::uint64_t pos, std::string_view field) {
-    if (pos > bytes_.size())
-      fail(where_, ": ", field, ": offset ", base_ + pos, " is past the end (size ", base_ + bytes_.size(), ")");
-    pos_ = pos;
-  }
   void skip(std::uint64_t n, std::string_view field) { take(n, field); }
 
   std::span<const std::byte> bytes(std::uint64_t n, std::string_view field) {
@@ -72,11 +67,6 @@ class ByteReader {
       fail(where_, ": ", field, ": range [", base_ + offset, ", ", base_ + offset, " + ", n,
            ") runs past the end (size ", base_ + bytes_.size(), ")");
     return ByteReader(bytes_.subspan(offset, n), where_, base_ + offset);
-  }
-
-  template <class... Parts>
-  [[noreturn]] void fail_here(std::string_view field, const Parts&... parts) const {
-    fail(where_, ": ", field, " at offset ", file_offset(), ": ", parts...);
   }
 
  private:

@@ -27,11 +27,4 @@ inline ByteSource borrowed_bytes(std::span<const std::byte> bytes, std::string n
   return ByteSource{bytes, nullptr, std::move(name), nullptr};
 }
 
-// A source that owns its bytes.
-inline ByteSource owned_bytes(std::vector<std::byte> data, std::string name) {
-  auto holder = std::make_shared<const std::vector<std::byte>>(std::move(data));
-  std::span<const std::byte> view(holder->data(), holder->size());
-  return ByteSource{view, holder, std::move(name), nullptr};
-}
-
 }  // namespace fiber::io

@@ -82,7 +82,6 @@ struct Node {
   // opaque: what it depends on / why it is opaque
   std::string note;
 
-  std::size_t dict_size() const { return items.size() / 2; }
 };
 
 inline std::string_view kind_name(NodeKind k) {

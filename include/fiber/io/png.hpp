@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "fiber/core/error.hpp"
+#include "fiber/io/atomic_file.hpp"
 #include "fiber/io/image.hpp"
 
 namespace fiber::io {
@@ -200,30 +201,13 @@ inline std::vector<std::uint8_t> encode_png(const Image& image, const std::strin
   return std::vector<std::uint8_t>(p, p + size);
 }
 
-// Writes an RGB image as a PNG file, atomically (a temporary file renamed over the target), so a
-// failed write never leaves a half-written image behind.
+// Writes an RGB image as a PNG file, atomically (io::AtomicFile: a uniquely named temporary in the
+// same directory, fsync, rename), so a failed write never leaves a half-written image behind.
 inline void write_png(const Image& image, const std::filesystem::path& path) {
   const std::vector<std::uint8_t> bytes = encode_png(image, path.string());
-  std::filesystem::path temp = path;
-  temp += ".tmp";
-  {
-    std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(temp.string().c_str(), "wb"), &std::fclose);
-    FIBER_CHECK(file != nullptr, path.string(), ": cannot open for writing (",
-                std::strerror(errno), ")");
-    const std::size_t written = std::fwrite(bytes.data(), 1, bytes.size(), file.get());
-    const bool flushed = std::fflush(file.get()) == 0;
-    if (written != bytes.size() || !flushed) {
-      file.reset();
-      std::remove(temp.string().c_str());
-      fail(path.string(), ": write failed after ", written, " of ", bytes.size(), " bytes");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::remove(temp.string().c_str());
-    fail(path.string(), ": cannot rename the temporary file into place (", ec.message(), ")");
-  }
+  AtomicFile file(path);
+  file.write(std::as_bytes(std::span(bytes)));
+  file.commit();
 }
 
 // Reads and decodes a PNG file.

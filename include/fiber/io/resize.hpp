@@ -30,10 +30,6 @@ namespace fiber::io {
 // model's (torchvision F.resize default). Both on PIL images, so both antialiased.
 enum class ResizeFilter { bilinear, bicubic };
 
-inline std::string_view resize_filter_name(ResizeFilter filter) {
-  return filter == ResizeFilter::bilinear ? "bilinear" : "bicubic";
-}
-
 inline ResizeFilter parse_resize_filter(std::string_view name) {
   if (name == "bilinear") return ResizeFilter::bilinear;
   if (name == "bicubic") return ResizeFilter::bicubic;

@@ -265,6 +265,7 @@ struct TensorRecord : TensorInfo {
   // contiguous, aligned); nullptr otherwise.
   template <class T>
   const T* data_if_in_place() const {
+    validate();  // before is_contiguous() reads the strides
     if (dtype_of_v<T> != dtype || !is_contiguous() || !is_aligned()) return nullptr;
     return reinterpret_cast<const T*>(contiguous_bytes().data());
   }

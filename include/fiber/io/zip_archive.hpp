@@ -61,7 +61,6 @@ class ZipArchive {
   }
 
   const std::vector<ZipEntry>& entries() const { return entries_; }
-  const ByteSource& source() const { return source_; }
   const std::string& name() const { return source_.name; }
 
   const ZipEntry* find(std::string_view entry_name) const {

@@ -41,10 +41,16 @@ inline ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Conv2dOp
   FIBER_CHECK(x.rank() == 4, "conv2d: input must be [N, C, H, W], got ", x);
   FIBER_CHECK(w.rank() == 4, "conv2d: weight must be [O, C/groups, kh, kw], got ", w);
   FIBER_CHECK(opt.groups >= 1, "conv2d: groups = ", opt.groups, " must be >= 1");
+  // Options are bounded so that the output size below cannot overflow int64 (the kernel and input
+  // dims are sizes of allocated tensors, far below 2^40).
+  constexpr std::int64_t max_option = std::int64_t{1} << 20;
   for (int i = 0; i < 2; ++i) {
     FIBER_CHECK(opt.stride[i] >= 1, "conv2d: stride must be >= 1, got ", opt.stride[i]);
     FIBER_CHECK(opt.dilation[i] >= 1, "conv2d: dilation must be >= 1, got ", opt.dilation[i]);
     FIBER_CHECK(opt.padding[i] >= 0, "conv2d: padding must be >= 0, got ", opt.padding[i]);
+    FIBER_CHECK(opt.stride[i] <= max_option && opt.dilation[i] <= max_option && opt.padding[i] <= max_option,
+                "conv2d: stride, dilation and padding must be at most ", max_option, ", got ", opt.stride[i], ", ",
+                opt.dilation[i], " and ", opt.padding[i]);
   }
   ConvGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3], 0, 0, opt.groups, x[1] / opt.groups, w[0] / opt.groups, opt};
   FIBER_CHECK(g.C % opt.groups == 0 && g.O % opt.groups == 0, "conv2d: channels ", g.C, " in and ", g.O,
@@ -118,8 +124,10 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   FIBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == g.O), "conv2d: bias of shape ", bias.shape(),
               " for ", g.O, " output channels");
   const Tensor<T> xc = x.contiguous(), wc = weight.contiguous();
+  const Tensor<T> bc = bias.defined() ? bias.contiguous() : Tensor<T>();
   Tensor<T> out = Tensor<T>::empty({g.N, g.O, g.Ho, g.Wo});
-  std::vector<T> col(g.direct() ? 0 : static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+  // im2col writes every element of its buffer: no zero-fill needed.
+  const Tensor<T> col = g.direct() ? Tensor<T>() : Tensor<T>::empty({g.col_rows() * g.col_cols()});
   for (std::int64_t n = 0; n < g.N; ++n)
     for (std::int64_t grp = 0; grp < g.groups; ++grp) {
       const T* xg = xc.data() + (n * g.C + grp * g.Cg) * g.H * g.W;
@@ -128,12 +136,21 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
         detail::im2col(g, xg, col.data());
         cols = col.data();
       }
-      // out_g [Og, Ho*Wo] = w_g [Og, Cg*kh*kw] · col [Cg*kh*kw, Ho*Wo]
-      cpu::gemm<T>(cpu::Trans::no, cpu::Trans::no, g.Og, g.col_cols(), g.col_rows(), T(1),
-                   wc.data() + grp * g.Og * g.col_rows(), g.col_rows(), cols, g.col_cols(), T(0),
-                   out.data() + (n * g.O + grp * g.Og) * g.col_cols(), g.col_cols());
+      // out_g [Og, Ho*Wo] = w_g [Og, Cg*kh*kw] · col [Cg*kh*kw, Ho*Wo] (+ the group's bias per row,
+      // added in the GEMM's write-back rather than in a second pass over the output).
+      auto run = [&](const auto& epilogue) {
+        cpu::gemm<T>(cpu::Trans::no, cpu::Trans::no, g.Og, g.col_cols(), g.col_rows(), T(1),
+                     wc.data() + grp * g.Og * g.col_rows(), g.col_rows(), cols, g.col_cols(), T(0),
+                     out.data() + (n * g.O + grp * g.Og) * g.col_cols(), g.col_cols(), epilogue);
+      };
+      if (bc.defined()) {
+        run([b = bc.data() + grp * g.Og](std::int64_t row, std::int64_t, T* c, std::int64_t count) {
+          for (std::int64_t k = 0; k < count; ++k) c[k] += b[row];
+        });
+      } else {
+        run(cpu::NoEpilogue{});
+      }
     }
-  if (bias.defined()) out.assign(out + bias.reshape({g.O, 1, 1}));
   return out;
 }
 
@@ -148,7 +165,7 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& weight, const Var<T>& bias = {}, co
     std::vector<Tensor<T>> grads(has_bias ? 3 : 2);
     Tensor<T> dx = needs[0] ? Tensor<T>::zeros(xv.shape()) : Tensor<T>();
     Tensor<T> dw = needs[1] ? Tensor<T>::zeros(wv.shape()) : Tensor<T>();
-    std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+    const Tensor<T> col = Tensor<T>::empty({g.col_rows() * g.col_cols()});  // fully written before each read
     for (std::int64_t n = 0; n < g.N; ++n)
       for (std::int64_t grp = 0; grp < g.groups; ++grp) {
         const T* gg = gc.data() + (n * g.O + grp * g.Og) * g.col_cols();  // [Og, Ho*Wo]

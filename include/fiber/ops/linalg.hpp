@@ -16,14 +16,9 @@ namespace fiber {
 
 namespace detail {
 
-// How a [rows, cols] matrix view is handed to the GEMM: row-major with a leading dimension, or
-// the transpose of a row-major matrix. `storage` keeps a copy alive when one was needed.
-template <class T>
-struct GemmOperand {
-  const T* ptr = nullptr;
-  std::int64_t ld = 0;
-  cpu::Trans trans = cpu::Trans::no;
-};
+// Rows of a [..., cols] tensor seen as a matrix: the product of all dims but the last (taken from
+// the shape, so a zero-sized last dim does not turn it into 0 / 0).
+inline std::int64_t leading_rows(const Shape& s) { return Shape(s.begin(), s.end() - 1).numel(); }
 
 // Describes the last two dims (strides sr, sc) of a view, if the GEMM can read them in place.
 inline std::optional<std::pair<std::int64_t, cpu::Trans>> gemm_layout(std::int64_t rows, std::int64_t cols,
@@ -51,6 +46,13 @@ inline MatmulPlan plan_matmul(const Shape& a, const Shape& b, const char* op) {
 // out[batch..., M, N] = a[..., M, K] · b[..., K, N] (out contiguous, freshly allocated).
 template <class T>
 void batched_matmul_into(const Tensor<T>& out, Tensor<T> a, Tensor<T> b, const MatmulPlan& p) {
+  // Nothing to write, or an empty sum (K = 0: zeros, as torch.matmul); zero-sized operands have
+  // no usable leading dimension, so they never reach the GEMM.
+  if (out.numel() == 0) return;
+  if (p.K == 0) {
+    out.fill_(T(0));
+    return;
+  }
   const int nb = p.batch.rank();
   // Operands whose matrices the GEMM cannot read in place are copied once.
   auto layout = [](Tensor<T>& t, std::int64_t rows, std::int64_t cols) {
@@ -124,7 +126,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> out = Tensor<T>::empty(out_shape);
   if (b2.dim() == 2 && a2.dim() > 2 && a2.is_contiguous()) {
     // Shared right operand: one GEMM over all rows of a.
-    const std::int64_t rows = a2.numel() / plan.K;
+    const std::int64_t rows = detail::leading_rows(a2.shape());
     detail::batched_matmul_into(out.view({rows, plan.N}), a2.view({rows, plan.K}), b2,
                                 detail::MatmulPlan{{}, rows, plan.N, plan.K});
   } else if (out.numel() > 0) {
@@ -152,16 +154,19 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
               bias.shape(), " for weight ", weight.shape());
   const std::int64_t in = weight.size(1), out_features = weight.size(0);
   const Tensor<T> xc = x.contiguous(), wc = weight.contiguous();
-  const std::int64_t rows = xc.numel() / std::max<std::int64_t>(in, 1);
+  const std::int64_t rows = detail::leading_rows(x.shape());
   Shape out_shape = x.shape();
   out_shape[out_shape.rank() - 1] = out_features;
   Tensor<T> out = Tensor<T>::empty(out_shape);
+  if (out.numel() == 0) return out;
+  // BLAS asks ld >= 1 even for an empty row (in = 0: the sum is empty and only the bias remains).
+  const std::int64_t ld = std::max<std::int64_t>(in, 1);
   if (bias.defined()) {
     const Tensor<T> bc = bias.contiguous();
-    cpu::gemm<T>(cpu::Trans::no, cpu::Trans::yes, rows, out_features, in, T(1), xc.data(), in, wc.data(), in, T(0),
+    cpu::gemm<T>(cpu::Trans::no, cpu::Trans::yes, rows, out_features, in, T(1), xc.data(), ld, wc.data(), ld, T(0),
                  out.data(), out_features, cpu::BiasEpilogue<T>{bc.data()});
   } else {
-    cpu::gemm<T>(cpu::Trans::no, cpu::Trans::yes, rows, out_features, in, T(1), xc.data(), in, wc.data(), in, T(0),
+    cpu::gemm<T>(cpu::Trans::no, cpu::Trans::yes, rows, out_features, in, T(1), xc.data(), ld, wc.data(), ld, T(0),
                  out.data(), out_features);
   }
   return out;
@@ -179,7 +184,7 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
                   if (needs[0]) grads[0] = sum_to_shape<T>(as_expr(matmul(g, bv.transpose(-1, -2))), av.shape());
                   if (needs[1]) {
                     if (bv.dim() == 2 && g.dim() > 2) {
-                      const std::int64_t rows = g.numel() / g.size(-1);
+                      const std::int64_t rows = detail::leading_rows(g.shape());
                       grads[1] = matmul(av.reshape({rows, av.size(-1)}).t(), g.reshape({rows, g.size(-1)}));
                     } else {
                       grads[1] = sum_to_shape<T>(as_expr(matmul(av.transpose(-1, -2), g)), bv.shape());
@@ -203,7 +208,7 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias = {}) {
   auto backward = [xv = x.value(), wv = weight.value(), has_bias](const Tensor<T>& g, GradNeeds needs) {
     std::vector<Tensor<T>> grads(has_bias ? 3 : 2);
     const std::int64_t in = wv.size(1), out_features = wv.size(0);
-    const std::int64_t rows = g.numel() / std::max<std::int64_t>(out_features, 1);
+    const std::int64_t rows = detail::leading_rows(g.shape());
     const Tensor<T> g2 = g.reshape({rows, out_features});
     if (needs[0]) grads[0] = matmul(g2, wv).reshape(xv.shape());               // dx = g·W
     if (needs[1]) grads[1] = matmul(g2.t(), xv.reshape({rows, in}));             // dW = gᵀ·x

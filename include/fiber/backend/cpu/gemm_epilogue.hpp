@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "fiber/backend/cpu/simd.hpp"
+#include "fiber/backend/cpu/gelu.hpp"
 
 namespace fiber::cpu {
 
@@ -41,11 +42,14 @@ inline Vec<T> load_partial(const T* p, std::int64_t count) {
   return Vec<T>::load_aligned(tmp);
 }
 
-// GELU, erf form (PyTorch's default): 0.5 x (1 + erf(x / sqrt 2)).
+// GELU exactly as the elementwise gelu computes it (backend/cpu/gelu.hpp).
 template <class T>
-inline Vec<T> gelu_erf(const Vec<T>& x) {
-  const Vec<T> half(T(0.5)), one(T(1)), inv_sqrt2(T(0.70710678118654752440));
-  return half * x * (one + vec_erf<T>(x * inv_sqrt2));
+inline Vec<T> gelu(const Vec<T>& x) {
+  if constexpr (simd_enabled) {
+    return cpu::gelu(x);
+  } else {
+    return Vec<T>(cpu::gelu(x.value));
+  }
 }
 }  // namespace detail
 
@@ -69,7 +73,7 @@ struct BiasEpilogue {
 template <class T>
 struct GeluEpilogue {
   void operator()(std::int64_t, std::int64_t, T* c, std::int64_t n) const {
-    detail::for_each_vector(c, n, [](Vec<T> v, std::int64_t) { return detail::gelu_erf<T>(v); });
+    detail::for_each_vector(c, n, [](Vec<T> v, std::int64_t) { return detail::gelu<T>(v); });
   }
 };
 
@@ -80,7 +84,7 @@ struct BiasGelu {
   void operator()(std::int64_t, std::int64_t col, T* c, std::int64_t n) const {
     const T* b = bias + col;
     detail::for_each_vector(c, n, [&](Vec<T> v, std::int64_t j) {
-      return detail::gelu_erf<T>(v + detail::load_partial(b + j, n - j));
+      return detail::gelu<T>(v + detail::load_partial(b + j, n - j));
     });
   }
 };

@@ -12,36 +12,12 @@
 
 namespace fiber::cpu::detail {
 
-// op(B)[k0 : k0 + kc, j0 : j0 + n_valid] into a [kc, width] panel (width a multiple of the vector
-// width, n_valid <= width).
+// B stored [N, K] (op(B) = Bᵀ): Bᵀ[k0 : k0 + kc, j0 : j0 + n_valid] into a [kc, width] panel
+// (width a multiple of the vector width, n_valid <= width), a transpose of n_valid rows of kc
+// contiguous values.
 template <class T>
-inline void pack_b_panel(Trans tb, const T* B, std::int64_t ldb, std::int64_t k0, std::int64_t j0, std::int64_t kc,
-                         std::int64_t n_valid, std::int64_t width, T* dst) {
-  using V = Vec<T>;
-  constexpr int W = vec_width<T>;
-  if (tb == Trans::no) {
-    // B: [K, N], row k of the panel is contiguous in memory.
-    const T* src = B + k0 * ldb + j0;
-    if (n_valid == width) {
-      // Rows are short (width values) and far apart: prefetch a few rows ahead, the hardware
-      // prefetcher does not follow this pattern.
-      constexpr std::int64_t ahead = 8;
-      constexpr std::int64_t line = 64 / sizeof(T);
-      for (std::int64_t k = 0; k < kc; ++k, src += ldb, dst += width) {
-        if (k + ahead < kc)
-          for (std::int64_t j = 0; j < width; j += line) __builtin_prefetch(src + ahead * ldb + j);
-        for (std::int64_t j = 0; j < width; j += W) V::load_unaligned(src + j).store_aligned(dst + j);
-      }
-    } else {
-      for (std::int64_t k = 0; k < kc; ++k, src += ldb, dst += width) {
-        std::int64_t j = 0;
-        for (; j < n_valid; ++j) dst[j] = src[j];
-        for (; j < width; ++j) dst[j] = T(0);
-      }
-    }
-    return;
-  }
-  // B stored [N, K]: the panel is a transpose of n_valid rows of kc contiguous values.
+inline void pack_bt_panel(const T* B, std::int64_t ldb, std::int64_t k0, std::int64_t j0, std::int64_t kc,
+                          std::int64_t n_valid, std::int64_t width, T* dst) {
   transpose(B + j0 * ldb + k0, ldb, n_valid, kc, dst, width);
   if (n_valid < width)
     for (std::int64_t k = 0; k < kc; ++k)
@@ -62,7 +38,7 @@ inline void pack_b_panels(Trans tb, const T* B, std::int64_t ldb, std::int64_t k
   if (tb == Trans::yes) {
     for (std::int64_t q = 0; q < count; ++q) {
       const bool last = q + 1 == count;
-      pack_b_panel(tb, B, ldb, k0, j0 + q * NR, kc, last ? last_valid : NR, last ? last_width : NR, dst + q * kc * NR);
+      pack_bt_panel(B, ldb, k0, j0 + q * NR, kc, last ? last_valid : NR, last ? last_width : NR, dst + q * kc * NR);
     }
     return;
   }

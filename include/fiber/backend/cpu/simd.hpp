@@ -37,8 +37,6 @@ struct ScalarVec {
 };
 template <class T>
 ScalarVec<T> fma(ScalarVec<T> a, ScalarVec<T> b, ScalarVec<T> c) { return std::fma(a.value, b.value, c.value); }
-template <class T>
-ScalarVec<T> erf(ScalarVec<T> a) { return std::erf(a.value); }
 }  // namespace detail
 
 #if defined(FIBER_SIMD_SCALAR)
@@ -77,16 +75,6 @@ inline constexpr int simd_registers = 16;
 // Lanes of one vector of T.
 template <class T>
 inline constexpr int vec_width = static_cast<int>(Vec<T>::size);
-
-// Vectorised erf: xsimd's (about 1 ulp) or std::erf on the scalar path.
-template <class T>
-Vec<T> vec_erf(const Vec<T>& x) {
-  if constexpr (simd_enabled) {
-    return xsimd::erf(x);
-  } else {
-    return detail::erf(x);
-  }
-}
 
 template <class T>
 Vec<T> vec_fma(const Vec<T>& a, const Vec<T>& b, const Vec<T>& c) {
