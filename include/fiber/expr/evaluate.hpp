@@ -2,16 +2,19 @@
 // Evaluation of expressions: one pass over the output, vectorised with xsimd, split over the
 // thread pool. Each tensor operand (leaf) gets its broadcast strides over the output shape; the
 // dimensions are coalesced; every run of the innermost dimension is computed packet by packet.
+// When an operand is read transposed (contiguous along the dimension before the run), the output
+// is computed in tiles instead, that operand's tile transposed into a buffer first.
 // Every packet, the partial one at the end of a run included, goes through the same code (one
-// call site), so the compiler makes the same choices (FMA contraction among them) for all of
-// them, and an element's value never depends on where the work was split: results are
-// identical for any thread count.
+// out-of-line function), so the compiler makes the same choices (FMA contraction among them) for
+// all of them, and an element's value never depends on where the work was split or which path
+// computed it: results are identical for any thread count.
 #include <array>
 #include <cstring>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
+#include "fiber/backend/cpu/transpose_block.hpp"
 #include "fiber/core/strided_loop.hpp"
 #include "fiber/expr/expression.hpp"
 
@@ -81,6 +84,7 @@ struct LeafTable {
   std::array<int, (K > 0 ? K : 1)> elem_size{};
   std::array<Shape, K + 1> strides;  // the last entry is reserved for the output
   std::array<const void*, (K > 0 ? K : 1)> storage{};
+  std::array<int, (K > 0 ? K : 1)> type_rank{};  // detail::type_rank of the leaf's element type
 };
 
 inline Shape broadcast_strides(const Shape& shape, const Shape& strides, const Shape& target) {
@@ -107,6 +111,7 @@ void collect_leaves(const Leaf<T>& leaf, const Shape& target, LeafTable<K>& tabl
   table.elem_size[I] = sizeof(T);
   table.strides[I] = broadcast_strides(leaf.tensor.shape(), leaf.tensor.strides(), target);
   table.storage[I] = leaf.tensor.storage().get();
+  table.type_rank[I] = type_rank<T>();
 }
 template <int I, int K, class S>
 void collect_leaves(const Constant<S>&, const Shape&, LeafTable<K>&) {}
@@ -156,6 +161,89 @@ bool output_overlaps_leaf(const Tensor<V>& out, const LeafTable<K>& table) {
   return false;
 }
 
+// Computes the n elements of one run into o (step out_inc), packet by packet. Out of line, so
+// that every run and every tile row executes the same compiled code (the same FMA contractions),
+// whichever path reaches it: an element's value does not depend on how it was scheduled.
+template <class V, class C, int K, class E>
+[[gnu::noinline]] void compute_run(const E& expr, const RunState<K>& s, V* o, std::int64_t out_inc, std::int64_t n) {
+  constexpr std::int64_t W = packet_size<C>;
+  for (std::int64_t j = 0; j < n; j += W) {
+    const std::int64_t count = std::min(W, n - j);
+    store_packet<V, C>(o + j * out_inc, out_inc, packet_of<0, C>(expr, s, j, count), count);
+  }
+}
+
+// Operands read across their contiguous dimension (a transposed or permuted view: stride > 1
+// along the run, stride 1 along the dimension before it) would cost a cache line per element
+// read run by run. Instead the output is cut into [tile_rows, tile_cols] tiles of those two
+// dimensions; each such operand's tile is transposed into a buffer (in registers where the target
+// has a block transpose), and the tile's rows are computed from there.
+template <class C>
+inline constexpr std::int64_t tile_rows = cpu::detail::transpose_block_size<C> > 0 ? cpu::detail::transpose_block_size<C> : 8;
+inline constexpr std::int64_t tile_cols = 64;
+
+// Runs the tiled evaluation when it applies (float or double computation, an operand of that
+// type read transposed, the output contiguous along the run); false when it does not.
+template <class V, class C, int K, class E>
+bool evaluate_tiled(const E& expr, const LeafTable<K>& table, const StridedLayout<K + 1>& L, V* out_base) {
+  if constexpr (!std::is_floating_point_v<C> || K == 0) {
+    return false;
+  } else {
+    constexpr std::int64_t TD = tile_rows<C>, TR = tile_cols;
+    const int rank = L.sizes.rank(), r = rank - 1;
+    if (rank < 2 || L.strides[K][r] != 1) return false;
+    const std::int64_t R = L.sizes[r], D = L.sizes[r - 1];
+    if (R < TD || D < TD) return false;
+    std::array<bool, K> tiled{};
+    bool any = false;
+    for (int k = 0; k < K; ++k) {
+      tiled[k] = table.type_rank[k] == type_rank<C>() && L.strides[k][r - 1] == 1 && L.strides[k][r] > 1;
+      any = any || tiled[k];
+    }
+    if (!any) return false;
+    const std::int64_t strips = (D + TD - 1) / TD;  // per index of the outer dimensions
+    const std::int64_t items = L.numel / (R * D) * strips;
+    parallel_for(0, items, std::max<std::int64_t>(1, kElementwiseGrain / (TD * R)), [&](std::int64_t b, std::int64_t e) {
+      struct alignas(64) Tile {
+        C v[TD * TR];
+      };
+      std::array<Tile, K> buf;
+      for (std::int64_t item = b; item < e; ++item) {
+        const std::int64_t d0 = item % strips * TD, td = std::min(TD, D - d0);
+        // Element offsets of the strip's first row, per operand and for the output (index K).
+        std::array<std::int64_t, K + 1> base{};
+        for (std::int64_t rest = item / strips, d = r - 2; d >= 0; --d) {
+          const std::int64_t i = rest % L.sizes[int(d)];
+          rest /= L.sizes[int(d)];
+          for (int k = 0; k <= K; ++k) base[k] += i * L.strides[k][int(d)];
+        }
+        for (int k = 0; k <= K; ++k) base[k] += d0 * L.strides[k][r - 1];
+        for (std::int64_t c0 = 0; c0 < R; c0 += TR) {
+          const std::int64_t tr = std::min(TR, R - c0);
+          for (int k = 0; k < K; ++k)
+            if (tiled[k])
+              cpu::detail::transpose(reinterpret_cast<const C*>(table.base[k]) + base[k] + c0 * L.strides[k][r],
+                                     L.strides[k][r], tr, td, buf[k].v, TR);
+          for (std::int64_t i = 0; i < td; ++i) {
+            RunState<K> s;
+            for (int k = 0; k < K; ++k) {
+              if (tiled[k]) {
+                s.ptr[k] = reinterpret_cast<const char*>(buf[k].v + i * TR);
+                s.inc[k] = 1;
+              } else {
+                s.ptr[k] = table.base[k] + (base[k] + i * L.strides[k][r - 1] + c0 * L.strides[k][r]) * table.elem_size[k];
+                s.inc[k] = L.strides[k][r];
+              }
+            }
+            compute_run<V, C>(expr, s, out_base + base[K] + i * L.strides[K][r - 1] + c0, 1, tr);
+          }
+        }
+      }
+    });
+    return true;
+  }
+}
+
 }  // namespace detail
 
 // Evaluates `expr` into `out`; expr's shape must broadcast to out's shape.
@@ -179,19 +267,14 @@ void evaluate_into(const Tensor<V>& out, const E& expr) {
   table.strides[K] = out.strides();
   StridedLayout<K + 1> layout = coalesce<K + 1>(out.shape(), table.strides);
   V* const out_base = out.data();
-  constexpr std::int64_t W = detail::packet_size<C>;
+  if (detail::evaluate_tiled<V, C>(expr, table, layout, out_base)) return;
   parallel_runs<K + 1>(layout, kElementwiseGrain, [&](const auto& off, std::int64_t n, const auto& inc) {
     detail::RunState<K> s;
     for (int k = 0; k < K; ++k) {
       s.ptr[k] = table.base[k] + off[k] * table.elem_size[k];
       s.inc[k] = inc[k];
     }
-    V* o = out_base + off[K];
-    const std::int64_t out_inc = inc[K];
-    for (std::int64_t j = 0; j < n; j += W) {
-      const std::int64_t count = std::min(W, n - j);
-      detail::store_packet<V, C>(o + j * out_inc, out_inc, detail::packet_of<0, C>(expr, s, j, count), count);
-    }
+    detail::compute_run<V, C>(expr, s, out_base + off[K], inc[K], n);
   });
 }
 
