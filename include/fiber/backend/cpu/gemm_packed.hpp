@@ -89,6 +89,15 @@ inline void run_tasks(bool threaded, std::int64_t tasks, F&& fn) {
   }
 }
 
+// Asks for rows [0, rows) x [0, cols) of a row-major operand ahead of use (into L2): the next
+// micro-panel of an A read in place, whose rows lie a stride apart, while this one computes.
+template <class T>
+inline void prefetch_rows(const T* p, std::int64_t ld, std::int64_t rows, std::int64_t cols) {
+  constexpr std::int64_t line = 64 / sizeof(T);
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t k = 0; k < cols; k += line) __builtin_prefetch(p + i * ld + k, 0, 2);
+}
+
 template <class T, int MR, int NV, class Ep>
 void gemm_blocked(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64_t K, T alpha, const T* A,
                   std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc, const Ep& ep,
@@ -154,6 +163,7 @@ void gemm_blocked(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64
           const bool direct = ir < first_packed;
           const T* a = direct ? A + i0 * lda + k0 : prepacked ? a_panel_at(kb, ir) : a_panel;
           if (!direct && !prepacked) pack_a_panel(ta, A, lda, i0, k0, kc, mr, MR, a_panel);
+          if (ir + 1 < ir1 && ir + 1 < first_packed) prefetch_rows(A + (i0 + MR) * lda + k0, lda, MR, kc);
           for (std::int64_t p = g0; p < g1; ++p) {
             const bool last_panel = p + 1 == np;
             const std::int64_t j0 = p * NR;
