@@ -5,6 +5,7 @@
 //                              the CPU has AVX-512 and the variable is unset; then also runs a
 //                              child with OpenBLAS's Haswell kernels for reference)
 //   bench_gemm --no-haswell    skip the Haswell reference child
+//   bench_gemm --rounds N      alternate ours and OpenBLAS N times per case, print medians (3)
 //   bench_gemm --blas-only     (internal) OpenBLAS figures only, one "BLAS <id> <GFLOP/s>" per line
 #include <algorithm>
 #include <atomic>
@@ -207,6 +208,26 @@ double blas_gflops(const Case& cs, Operands& op) {
 }
 #endif
 
+// Ours and OpenBLAS (0 without CBLAS) on one case, alternating over `rounds` rounds; the median
+// of each. This machine is shared and its speed drifts over seconds: alternating keeps both
+// figures of a row under the same conditions, and the median drops the odd disturbed round.
+std::pair<double, double> ours_and_blas(const Case& cs, Operands& op, int rounds) {
+  std::vector<double> ours, blas;
+  for (int r = 0; r < rounds; ++r) {
+    ours.push_back(ours_gflops(cs, op));
+#if defined(FIBER_HAVE_CBLAS)
+    blas.push_back(blas_gflops(cs, op));
+#else
+    blas.push_back(0);
+#endif
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return {median(ours), median(blas)};
+}
+
 // Runs this program with OPENBLAS_CORETYPE=HASWELL --blas-only and reads its figures.
 std::map<std::string, double> haswell_figures(const char* self) {
   std::map<std::string, double> out;
@@ -318,9 +339,11 @@ void sequence_section() {
 
 int main(int argc, char** argv) {
   bool blas_only = false, haswell = true;
+  int rounds = 3;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--blas-only")) blas_only = true;
     if (!std::strcmp(argv[i], "--no-haswell")) haswell = false;
+    if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = std::max(1, std::min(99, std::atoi(argv[++i])));
   }
 #if defined(FIBER_HAVE_CBLAS) && defined(__x86_64__)
   // OpenBLAS 0.3.21 takes Zen 4/5 for Haswell; its AVX-512 kernels need OPENBLAS_CORETYPE set
@@ -358,15 +381,12 @@ int main(int argc, char** argv) {
   if (haswell && fiber::cpu::have_cblas) has = haswell_figures(argv[0]);
 
   std::printf("\nGEMM, fp32, row-major, C = A.B (beta 0); GFLOP/s and %% of the %d-thread peak\n", threads);
+  std::printf("(each figure the median of %d alternating rounds of ours and OpenBLAS)\n", rounds);
   std::printf("%-30s %5s %5s %5s %4s | %7s %6s | %7s %6s | %5s | %7s\n", "case", "M", "N", "K", "op", "ours", "peak",
               "OpenBLAS", "peak", "ratio", "Haswell");
   for (const Case& cs : gemm_cases()) {
     Operands op(cs);
-    const double ours = ours_gflops(cs, op);
-    double blas = 0;
-#if defined(FIBER_HAVE_CBLAS)
-    blas = blas_gflops(cs, op);
-#endif
+    const auto [ours, blas] = ours_and_blas(cs, op, rounds);
     print_row(cs, ours, blas, has.count(cs.id) ? has[cs.id] : 0, peak);
   }
   // A batch whose operands outgrow the caches is bound by memory, not by the FMA units: beside
@@ -377,11 +397,7 @@ int main(int argc, char** argv) {
   std::printf("plain copy: %.1f GB/s (read + write)\n", copy_gbps);
   for (const Case& cs : batched_cases()) {
     Operands op(cs);
-    const double ours = ours_gflops(cs, op);
-    double blas = 0;
-#if defined(FIBER_HAVE_CBLAS)
-    blas = blas_gflops(cs, op);
-#endif
+    const auto [ours, blas] = ours_and_blas(cs, op, rounds);
     Case shown = cs;
     shown.what = cs.what + " x" + std::to_string(cs.batch);
     print_row(shown, ours, blas, has.count(cs.id) ? has[cs.id] : 0, peak);
