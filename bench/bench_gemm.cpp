@@ -374,7 +374,13 @@ int main(int argc, char** argv) {
               fiber::cpu::have_cblas ? " = OpenBLAS threads" : "", fiber::cpu::simd_name());
   std::printf("OpenBLAS core: %s\n", fiber::cpu::have_cblas ? fiber::cpu::blas_core_name() : "(no CBLAS in this build)");
   const double peak1 = bench::fma_peak_gflops(1);
-  const double peak = bench::fma_peak_gflops(threads);
+  // A neighbour busy on one core for a moment halves the all-thread figure: measure again (up to
+  // five times) until it is near `threads` times the one-thread figure.
+  double peak = bench::fma_peak_gflops(threads);
+  for (int retry = 0; retry < 4 && peak < 0.85 * threads * peak1; ++retry) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    peak = std::max(peak, bench::fma_peak_gflops(threads));
+  }
   std::printf("measured FMA peak (fp32, %d-wide vectors): %.1f GFLOP/s on 1 thread, %.1f on %d threads\n",
               fiber::cpu::vec_width<float>, peak1, peak, threads);
   std::map<std::string, double> has;
