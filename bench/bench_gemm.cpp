@@ -8,12 +8,10 @@
 //   bench_gemm --rounds N      alternate ours and OpenBLAS N times per case, print medians (3)
 //   bench_gemm --blas-only     (internal) OpenBLAS figures only, one "BLAS <id> <GFLOP/s>" per line
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <random>
 #include <string>
@@ -30,7 +28,7 @@
 #include <cblas.h>
 #endif
 
-// Timing and machine description. Timing: warm-up, then the median of several samples, each
+// Timing: warm-up, then the median of several samples, each
 // repeating the call long enough to be measured well (tiny products take microseconds).
 namespace bench {
 
@@ -60,67 +58,6 @@ double median_seconds(F&& fn, int samples = 7, double min_seconds = 0.03) {
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
-}
-
-// "model name (family F, model M)" from /proc/cpuinfo, or "unknown CPU".
-inline std::string cpu_description() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, name, family, model;
-  auto value = [](const std::string& l) {
-    auto p = l.find(':');
-    return p == std::string::npos ? std::string() : l.substr(std::min(l.size(), p + 2));
-  };
-  while (std::getline(in, line)) {
-    if (name.empty() && line.rfind("model name", 0) == 0) name = value(line);
-    if (family.empty() && line.rfind("cpu family", 0) == 0) family = value(line);
-    if (model.empty() && line.rfind("model\t", 0) == 0) model = value(line);
-  }
-  if (name.empty()) return "unknown CPU";
-  return name + " (family " + family + ", model " + model + ")";
-}
-
-// A loop of independent FMA chains: 12 accumulators cover the latency x throughput of current
-// cores. Returns the flops done.
-inline double fma_loop(std::int64_t iterations, float* sink) {
-  using V = fiber::cpu::Vec<float>;
-  constexpr int chains = 12;
-  V acc[chains];
-  for (int i = 0; i < chains; ++i) acc[i] = V(float(i) * 1e-3f);
-  const V x(0.9999f), y(1e-4f);
-  for (std::int64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < chains; ++i) acc[i] = fiber::cpu::vec_fma<float>(acc[i], x, y);
-  }
-  V sum(0.f);
-  for (int i = 0; i < chains; ++i) sum += acc[i];
-  alignas(64) float out[fiber::cpu::vec_width<float>];
-  sum.store_aligned(out);
-  *sink = out[0];
-  return 2.0 * chains * fiber::cpu::vec_width<float> * double(iterations);
-}
-
-// FMA peak in GFLOP/s of `threads` threads running fma_loop at once (best of 3).
-inline double fma_peak_gflops(int threads) {
-  const std::int64_t iterations = 20'000'000;
-  double best = 0;
-  for (int round = 0; round < 3; ++round) {
-    std::vector<float> sinks(threads);
-    std::atomic<int> ready{0};
-    std::vector<std::thread> workers;
-    auto t0 = Clock::now();
-    for (int t = 0; t < threads; ++t)
-      workers.emplace_back([&, t] {
-        ready++;
-        while (ready.load() < threads) {
-        }
-        fma_loop(iterations, &sinks[t]);
-      });
-    for (auto& w : workers) w.join();
-    const double seconds = seconds_since(t0);
-    const double flops = threads * 2.0 * 12 * fiber::cpu::vec_width<float> * double(iterations);
-    best = std::max(best, flops / seconds * 1e-9);
-  }
-  return best;
 }
 
 }  // namespace bench
@@ -369,17 +306,17 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  std::printf("CPU: %s\n", bench::cpu_description().c_str());
+  std::printf("CPU: %s\n", fiber::bench::cpu_name().c_str());
   std::printf("threads: %d (fiber pool%s), SIMD: %s\n", threads,
               fiber::cpu::have_cblas ? " = OpenBLAS threads" : "", fiber::cpu::simd_name());
   std::printf("OpenBLAS core: %s\n", fiber::cpu::have_cblas ? fiber::cpu::blas_core_name() : "(no CBLAS in this build)");
-  const double peak1 = bench::fma_peak_gflops(1);
+  const double peak1 = fiber::bench::measured_fma_peak_gflops(1);
   // A neighbour busy on one core for a moment halves the all-thread figure: measure again (up to
   // five times) until it is near `threads` times the one-thread figure.
-  double peak = bench::fma_peak_gflops(threads);
+  double peak = fiber::bench::measured_fma_peak_gflops(threads);
   for (int retry = 0; retry < 4 && peak < 0.85 * threads * peak1; ++retry) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    peak = std::max(peak, bench::fma_peak_gflops(threads));
+    peak = std::max(peak, fiber::bench::measured_fma_peak_gflops(threads));
   }
   std::printf("measured FMA peak (fp32, %d-wide vectors): %.1f GFLOP/s on 1 thread, %.1f on %d threads\n",
               fiber::cpu::vec_width<float>, peak1, peak, threads);

@@ -9,6 +9,7 @@
 
 #include "fiber/backend/cpu/gemm.hpp"
 #include "gemm_reference.hpp"
+#include "test_util.hpp"
 
 using fiber::cpu::GemmPath;
 using fiber::cpu::Trans;
@@ -145,7 +146,7 @@ TEST_CASE("beta = 0 ignores NaN in C and alpha = 0 only scales C") {
 }
 
 TEST_CASE("gemm results are identical for 1, 2 and 3 threads") {
-  const int original = fiber::num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   const Sizes sizes[] = {{200, 150, 100}, {97, 530, 401}, {513, 64, 70}, {40, 700, 64}, {300, 32, 300}};
   for (GemmPath path : {GemmPath::automatic, GemmPath::packed, GemmPath::eigen})
     for (Sizes s : sizes)
@@ -166,7 +167,6 @@ TEST_CASE("gemm results are identical for 1, 2 and 3 threads") {
             }
           }
         }
-  fiber::set_num_threads(original);
 }
 
 TEST_CASE("a forced path is scoped and the blas path falls back to Eigen without a CBLAS") {
@@ -234,13 +234,12 @@ TEST_CASE("steady-state gemm calls allocate no scratch") {
   };
   // One thread: which pool thread takes which task (and so first grows its scratch) is up to the
   // scheduler; the calling thread's buffers are the same ones either way.
-  const int original = fiber::num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   fiber::set_num_threads(1);
   call();
   const auto before = fiber::cpu::detail::scratch_allocations().load();
   for (int i = 0; i < 10; ++i) call();
   CHECK(fiber::cpu::detail::scratch_allocations().load() == before);
-  fiber::set_num_threads(original);
 }
 
 TEST_CASE("a transposed A too large to pack once is packed where it is used") {

@@ -6,6 +6,7 @@
 
 #include "fiber/backend/cpu/gemm_batched.hpp"
 #include "gemm_reference.hpp"
+#include "test_util.hpp"
 
 using fiber::cpu::GemmPath;
 using fiber::cpu::Trans;
@@ -82,7 +83,7 @@ TEST_CASE("window-attention shaped batches: Q.K^T and P.V") {
 }
 
 TEST_CASE("gemm_batched results are identical for 1, 2 and 3 threads") {
-  const int original = fiber::num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   for (bool big_items : {false, true}) {
     // Small items go one per task (64 x 1.5e5 flops, above gemm_thread_min_flops in all); big ones
     // (2 x 6.4e7 flops, above batched_item_thread_flops each) are threaded inside.
@@ -100,7 +101,6 @@ TEST_CASE("gemm_batched results are identical for 1, 2 and 3 threads") {
       }
     }
   }
-  fiber::set_num_threads(original);
 }
 
 TEST_CASE("gemm_batched epilogue sees the rows of the batch stacked") {

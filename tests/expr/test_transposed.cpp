@@ -7,18 +7,10 @@
 #include <doctest/doctest.h>
 
 #include "fiber/fiber.hpp"
+#include "test_util.hpp"
 
 using fiber::Shape;
 using fiber::Tensor;
-
-namespace {
-
-struct ThreadCount {
-  int saved = fiber::num_threads();
-  ~ThreadCount() { fiber::set_num_threads(saved); }
-};
-
-}  // namespace
 
 TEST_CASE("a transposed float operand: tiles give the contiguous path's values, partial tiles included") {
   fiber::Generator g(3);
@@ -69,7 +61,7 @@ TEST_CASE("assigning a transposed expression into a transposed view, and shapes 
 }
 
 TEST_CASE("tiled evaluation gives identical results for 1, 2 and 3 threads") {
-  ThreadCount restore;
+  const fiber::test::RestoreThreads restore_threads;
   fiber::Generator g(7);
   const Tensor<float> x = fiber::randn<float>({3, 517, 389}, g);
   const Tensor<float> y = fiber::randn<float>({389, 517}, g);

@@ -6,6 +6,7 @@
 #include "fiber/core/thread_pool.hpp"
 #include "fiber/io/resize.hpp"
 #include "image_fixtures.hpp"
+#include "test_util.hpp"
 
 using fiber::io::Image;
 using fiber::io::ResizeFilter;
@@ -39,10 +40,10 @@ TEST_CASE("resize matches Pillow's Image.resize bit for bit (BICUBIC, BILINEAR, 
 }
 
 TEST_CASE("resize results do not depend on the thread count") {
-  const int saved = fiber::num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   fiber::set_num_threads(1);
   const int serial = check_all_resize_fixtures();
-  fiber::set_num_threads(std::max(saved, 3));
+  fiber::set_num_threads(std::max(restore_threads.saved(), 3));
   CHECK(check_all_resize_fixtures() == serial);
   // Most fixtures fit in one work chunk; a large image is really split across the threads.
   Image big(1000, 700);
@@ -53,7 +54,6 @@ TEST_CASE("resize results do not depend on the thread count") {
     fiber::set_num_threads(3);
     CHECK(fiber::io::resize(big, 333, 211, filter).pixels == one.pixels);
   }
-  fiber::set_num_threads(saved);
 }
 
 TEST_CASE("resize weights: taps, bounds and normalisation") {

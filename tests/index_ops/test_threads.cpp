@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "fiber/fiber.hpp"
+#include "test_util.hpp"
 
 using fiber::InterpolateMode;
 using fiber::Tensor;
@@ -31,7 +32,7 @@ std::vector<std::vector<float>> run(const std::function<Var<float>(const Var<flo
 
 void check_thread_counts(const char* what, const std::function<Var<float>(const Var<float>&)>& f, const Tensor<float>& x) {
   CAPTURE(what);
-  const int saved = fiber::num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   fiber::set_num_threads(1);
   const auto one = run(f, x);
   for (int n : {2, 3}) {
@@ -41,7 +42,6 @@ void check_thread_counts(const char* what, const std::function<Var<float>(const 
     CHECK(many[0] == one[0]);
     CHECK(many[1] == one[1]);
   }
-  fiber::set_num_threads(saved);
 }
 }  // namespace
 

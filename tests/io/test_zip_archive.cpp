@@ -7,6 +7,7 @@
 #include "fiber/io/zip_archive.hpp"
 #include "support/fixtures.hpp"
 #include "support/zip_builder.hpp"
+#include "test_util.hpp"
 
 using namespace fiber;
 using namespace fiber::test;
@@ -68,11 +69,10 @@ TEST_CASE("inflated entries are limited per entry and per archive") {
 
 TEST_CASE("CRC-32 of large entries is computed in parts and combined") {
   // Several threads, so that the parts really are computed apart and combined.
-  const int original = num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   set_num_threads(4);
   Bytes big(std::size_t(40) << 20);
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = std::byte((i * 2654435761u) >> 13);
   CHECK(io::ZipArchive::crc_of(big) == io::ZipArchive::crc_serial(big));
   CHECK(io::ZipArchive::crc_of(big) == ZipBuilder::crc(big));
-  set_num_threads(original);
 }

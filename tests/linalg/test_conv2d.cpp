@@ -72,7 +72,7 @@ TEST_CASE("conv2d gives identical results for 1, 2 and 3 threads") {
   // Sizes at which the GEMMs (32 x 1600 x 144, 1.5e7 flops) are threaded too, not only col2im.
   fiber::Generator gen(9);
   auto x = fiber::randn<float>({2, 16, 40, 40}, gen), w = fiber::randn<float>({32, 16, 3, 3}, gen);
-  const int original = fiber::num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   auto run = [&](int threads) {
     fiber::set_num_threads(threads);
     Var<float> xv(x, true), wv(w, true);
@@ -86,5 +86,4 @@ TEST_CASE("conv2d gives identical results for 1, 2 and 3 threads") {
   auto one = run(1);
   CHECK(run(2) == one);
   CHECK(run(3) == one);
-  fiber::set_num_threads(original);
 }

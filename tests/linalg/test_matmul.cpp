@@ -95,7 +95,7 @@ TEST_CASE("gradcheck: matmul in every form, bmm, linear") {
 TEST_CASE("linear equals matmul with the transposed weight plus the bias; results are thread-count independent") {
   fiber::Generator gen(3);
   auto x = fiber::randn<float>({40, 768}, gen), w = fiber::randn<float>({300, 768}, gen), b = fiber::randn<float>({300}, gen);
-  const int original = fiber::num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   fiber::set_num_threads(1);
   Tensor<float> one = fiber::linear(x, w, b);
   Tensor<float> ref = fiber::matmul(x, w.t()) + b;
@@ -103,7 +103,6 @@ TEST_CASE("linear equals matmul with the transposed weight plus the bias; result
   CHECK(fiber::linear(x, w, b).to_vector() == one.to_vector());
   fiber::set_num_threads(2);
   CHECK(fiber::linear(x, w, b).to_vector() == one.to_vector());
-  fiber::set_num_threads(original);
   FIBER_CHECK_CLOSE(one, ref, 1e-5, 1e-4);
   CHECK_THROWS_WITH_AS(fiber::linear(x, w.t()), doctest::Contains("linear: input [40, 768] and weight [768, 300]"),
                        fiber::Error);

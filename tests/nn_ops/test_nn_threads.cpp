@@ -68,7 +68,7 @@ std::vector<Tensor<float>> run_all() {
 }  // namespace
 
 TEST_CASE("nn ops give identical results for 1, 2 and 3 threads") {
-  const int saved = fiber::num_threads();
+  const fiber::test::RestoreThreads restore_threads;
   fiber::set_num_threads(1);
   const auto one = run_all();
   for (int threads : {2, 3}) {
@@ -80,5 +80,4 @@ TEST_CASE("nn ops give identical results for 1, 2 and 3 threads") {
       CHECK(fiber::test::same_bits(one[i], many[i]));
     }
   }
-  fiber::set_num_threads(saved);
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fiber/core/tensor.hpp"
+#include "fiber/core/thread_pool.hpp"
 
 namespace fiber::test {
 
@@ -36,5 +37,19 @@ std::vector<T> values(const Tensor<T>& t) { return t.to_vector(); }
 // A test that cannot run here says why; ctest then reports it as skipped, not passed
 // (FiberDoctestDiscover.cmake sets SKIP_REGULAR_EXPRESSION on this marker).
 inline void report_skipped(const char* reason) { std::printf("FIBER_TEST_SKIPPED: %s\n", reason); }
+
+// Puts the pool's thread count back when the test leaves the scope, a failed REQUIRE included, so
+// a thread-count test does not change the tests that run after it.
+class RestoreThreads {
+ public:
+  RestoreThreads() : saved_(num_threads()) {}
+  ~RestoreThreads() { set_num_threads(saved_); }
+  RestoreThreads(const RestoreThreads&) = delete;
+  RestoreThreads& operator=(const RestoreThreads&) = delete;
+  int saved() const { return saved_; }
+
+ private:
+  int saved_;
+};
 
 }  // namespace fiber::test

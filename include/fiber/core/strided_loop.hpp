@@ -47,6 +47,21 @@ StridedLayout<K> coalesce(const Shape& sizes, const std::array<Shape, K>& stride
   return out;
 }
 
+// Each operand's element offset at the multi-index that flat index `index` has over the first
+// `dims` dimensions of L (row-major); the multi-index itself goes to *idx when asked for.
+template <int K>
+std::array<std::int64_t, K> offsets_at(const StridedLayout<K>& L, std::int64_t index, int dims,
+                                       std::array<std::int64_t, kMaxDims>* idx = nullptr) {
+  std::array<std::int64_t, K> off{};
+  for (int d = dims - 1; d >= 0; --d) {
+    const std::int64_t i = index % L.sizes[d];
+    index /= L.sizes[d];
+    if (idx) (*idx)[d] = i;
+    for (int k = 0; k < K; ++k) off[k] += i * L.strides[k][d];
+  }
+  return off;
+}
+
 // Calls row(offsets, n, inner_strides) for the runs of the innermost dimension that make up
 // flat indices [begin, end); offsets are each operand's element offset of the run's start.
 template <int K, class Row>
@@ -56,16 +71,10 @@ void for_each_run(const StridedLayout<K>& L, std::int64_t begin, std::int64_t en
   const std::int64_t inner = L.inner();
   std::array<std::int64_t, K> inner_strides;
   for (int k = 0; k < K; ++k) inner_strides[k] = L.strides[k][rank - 1];
-  // Multi-index of `begin` over the outer dimensions.
+  // Multi-index of `begin` over the outer dimensions, and the operands' offsets there.
   std::array<std::int64_t, kMaxDims> idx{};
-  std::int64_t outer = begin / inner, col = begin % inner;
-  for (int d = rank - 2; d >= 0; --d) {
-    idx[d] = outer % L.sizes[d];
-    outer /= L.sizes[d];
-  }
-  std::array<std::int64_t, K> base{};
-  for (int k = 0; k < K; ++k)
-    for (int d = 0; d < rank - 1; ++d) base[k] += idx[d] * L.strides[k][d];
+  std::array<std::int64_t, K> base = offsets_at<K>(L, begin / inner, rank - 1, &idx);
+  std::int64_t col = begin % inner;
   std::int64_t pos = begin;
   while (pos < end) {
     const std::int64_t n = std::min(inner - col, end - pos);

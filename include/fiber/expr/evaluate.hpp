@@ -211,12 +211,7 @@ bool evaluate_tiled(const E& expr, const LeafTable<K>& table, const StridedLayou
       for (std::int64_t item = b; item < e; ++item) {
         const std::int64_t d0 = item % strips * TD, td = std::min(TD, D - d0);
         // Element offsets of the strip's first row, per operand and for the output (index K).
-        std::array<std::int64_t, K + 1> base{};
-        for (std::int64_t rest = item / strips, d = r - 2; d >= 0; --d) {
-          const std::int64_t i = rest % L.sizes[int(d)];
-          rest /= L.sizes[int(d)];
-          for (int k = 0; k <= K; ++k) base[k] += i * L.strides[k][int(d)];
-        }
+        std::array<std::int64_t, K + 1> base = offsets_at<K + 1>(L, item / strips, r - 1);
         for (int k = 0; k <= K; ++k) base[k] += d0 * L.strides[k][r - 1];
         for (std::int64_t c0 = 0; c0 < R; c0 += TR) {
           const std::int64_t tr = std::min(TR, R - c0);

@@ -144,9 +144,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                      out.data() + (n * g.O + grp * g.Og) * g.col_cols(), g.col_cols(), epilogue);
       };
       if (bc.defined()) {
-        run([b = bc.data() + grp * g.Og](std::int64_t row, std::int64_t, T* c, std::int64_t count) {
-          for (std::int64_t k = 0; k < count; ++k) c[k] += b[row];
-        });
+        run(cpu::RowBiasEpilogue<T>{bc.data() + grp * g.Og});
       } else {
         run(cpu::NoEpilogue{});
       }

@@ -129,8 +129,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
     const std::int64_t rows = detail::leading_rows(a2.shape());
     detail::batched_matmul_into(out.view({rows, plan.N}), a2.view({rows, plan.K}), b2,
                                 detail::MatmulPlan{{}, rows, plan.N, plan.K});
-  } else if (out.numel() > 0) {
-    detail::batched_matmul_into(out, a2, b2, plan);
+  } else {
+    detail::batched_matmul_into(out, a2, b2, plan);  // returns at once when out is empty
   }
   if (a.dim() == 1) out = out.squeeze(-2);
   if (b.dim() == 1) out = out.squeeze(-1);

@@ -69,6 +69,17 @@ struct BiasEpilogue {
   }
 };
 
+// C[row, col] += bias[row]: a convolution's bias, one per output channel (the rows of its GEMM).
+// bias: [M].
+template <class T>
+struct RowBiasEpilogue {
+  const T* bias;
+  void operator()(std::int64_t row, std::int64_t, T* c, std::int64_t n) const {
+    const Vec<T> b(bias[row]);
+    detail::for_each_vector(c, n, [&](Vec<T> v, std::int64_t) { return v + b; });
+  }
+};
+
 // C = gelu(C), erf form.
 template <class T>
 struct GeluEpilogue {
