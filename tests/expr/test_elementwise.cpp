@@ -36,7 +36,8 @@ TEST_CASE("unary functions agree with the C library in float (stated tolerances)
   check_against(fiber::log(pos), pos, [](double v) { return std::log(v); }, 0, 2e-7);
   check_against(fiber::sqrt(pos), pos, [](double v) { return std::sqrt(v); }, 1.2e-7, 0);
   check_against(fiber::rsqrt(pos), pos, [](double v) { return 1 / std::sqrt(v); }, 2.4e-7, 0);
-  check_against(fiber::tanh(x), x, [](double v) { return std::tanh(v); }, 2.4e-7, 1e-8);
+  // tanh in float: within 5 ulp (backend/cpu/simd_math.hpp), 3e-7 relative.
+  check_against(fiber::tanh(x), x, [](double v) { return std::tanh(v); }, 3e-7, 1e-8);
   check_against(fiber::sigmoid(x), x, [](double v) { return 1 / (1 + std::exp(-v)); }, 3e-7, 0);
   check_against(fiber::erf(x), x, [](double v) { return std::erf(v); }, 2.4e-7, 1e-8);
   // GELU in float computes erf as PyTorch's vectorised CPU kernel does (A&S 7.1.26, |error| <

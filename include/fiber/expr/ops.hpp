@@ -7,6 +7,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "fiber/backend/cpu/gelu.hpp"
+#include "fiber/backend/cpu/simd_math.hpp"
 
 #include <cmath>
 #include <type_traits>
@@ -62,7 +63,7 @@ struct Sign : Elementwise {
 struct Exp : Elementwise {
   static constexpr const char* name = "exp";
   static constexpr bool needs_float = true;
-  template <class V> static V apply(const V& x) { return xsimd::exp(x); }
+  template <class V> static V apply(const V& x) { return cpu::simd_exp(x); }
   template <class A> static auto d(const A& a) { return exp(a); }
 };
 struct Log : Elementwise {
@@ -97,13 +98,13 @@ struct Rsqrt : Elementwise {  // exact 1/sqrt, not the hardware estimate
 struct Tanh : Elementwise {
   static constexpr const char* name = "tanh";
   static constexpr bool needs_float = true;
-  template <class V> static V apply(const V& x) { return xsimd::tanh(x); }
+  template <class V> static V apply(const V& x) { return cpu::simd_tanh(x); }
   template <class A> static auto d(const A& a) { return 1.0 - square(tanh(a)); }
 };
 struct Sigmoid : Elementwise {
   static constexpr const char* name = "sigmoid";
   static constexpr bool needs_float = true;
-  template <class V> static V apply(const V& x) { return packet::one<V>() / (packet::one<V>() + xsimd::exp(-x)); }
+  template <class V> static V apply(const V& x) { return packet::one<V>() / (packet::one<V>() + cpu::simd_exp(-x)); }
   template <class A> static auto d(const A& a) { return sigmoid(a) * (1.0 - sigmoid(a)); }
 };
 struct Erf : Elementwise {

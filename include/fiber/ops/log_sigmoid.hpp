@@ -5,6 +5,7 @@
 // differentiates to sigmoid(-x).
 #include <xsimd/xsimd.hpp>
 
+#include "fiber/backend/cpu/simd_math.hpp"
 #include "fiber/expr/expression.hpp"
 
 namespace fiber {
@@ -14,7 +15,7 @@ struct LogSigmoid : Elementwise {
   static constexpr const char* name = "log_sigmoid";
   static constexpr bool needs_float = true;
   template <class V> static V apply(const V& x) {
-    return xsimd::min(x, packet::zero<V>()) - xsimd::log1p(xsimd::exp(-xsimd::abs(x)));
+    return xsimd::min(x, packet::zero<V>()) - xsimd::log1p(cpu::simd_exp(-xsimd::abs(x)));
   }
   template <class A> static auto d(const A& a) { return sigmoid(-a); }
 };

@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "fiber/backend/cpu/line_packets.hpp"
+#include "fiber/backend/cpu/simd_math.hpp"
 #include "fiber/core/thread_pool.hpp"
 
 namespace fiber::cpu {
@@ -51,8 +52,8 @@ T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
   P s0(T(0)), s1(T(0));
   std::int64_t j = 0;
   for (; j + 2 * W <= n; j += 2 * W) {
-    const P e0 = xsimd::exp(P::load_unaligned(x + j) - pm);
-    const P e1 = xsimd::exp(P::load_unaligned(x + j + W) - pm);
+    const P e0 = cpu::simd_exp(P::load_unaligned(x + j) - pm);
+    const P e1 = cpu::simd_exp(P::load_unaligned(x + j + W) - pm);
     if constexpr (Store) {
       e0.store_unaligned(y + j);
       e1.store_unaligned(y + j + W);
@@ -61,12 +62,12 @@ T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
     s1 += e1;
   }
   for (; j + W <= n; j += W) {
-    const P e = xsimd::exp(P::load_unaligned(x + j) - pm);
+    const P e = cpu::simd_exp(P::load_unaligned(x + j) - pm);
     if constexpr (Store) e.store_unaligned(y + j);
     s0 += e;
   }
   if (j < n) {
-    const P e = keep_first(xsimd::exp(load_partial(x + j, n - j, mx) - pm), n - j, T(0));
+    const P e = keep_first(cpu::simd_exp(load_partial(x + j, n - j, mx) - pm), n - j, T(0));
     if constexpr (Store) store_partial(y + j, e, n - j);
     s1 += e;
   }
@@ -100,7 +101,7 @@ LinePacket<T> backward_term(const LinePacket<T>& y, const LinePacket<T>& g) {
 // softmax: gx = y * (g - s); log_softmax: gx = g - exp(y) * s.
 template <class T, bool Log>
 LinePacket<T> backward_value(const LinePacket<T>& y, const LinePacket<T>& g, const LinePacket<T>& s) {
-  if constexpr (Log) return g - xsimd::exp(y) * s;
+  if constexpr (Log) return g - cpu::simd_exp(y) * s;
   else return y * (g - s);
 }
 
@@ -144,7 +145,7 @@ void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::in
   for (std::int64_t k = 0; k < n; ++k) mx = xsimd::max(mx, lanes_at(x + k * inner, count, lowest));
   P sum(T(0));
   for (std::int64_t k = 0; k < n; ++k) {
-    const P e = xsimd::exp(lanes_at(x + k * inner, count, T(0)) - mx);
+    const P e = cpu::simd_exp(lanes_at(x + k * inner, count, T(0)) - mx);
     if constexpr (!Log) store_lanes(y + k * inner, e, count);
     sum += e;
   }
