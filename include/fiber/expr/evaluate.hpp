@@ -164,8 +164,11 @@ bool output_overlaps_leaf(const Tensor<V>& out, const LeafTable<K>& table) {
 // Computes the n elements of one run into o (step out_inc), packet by packet. Out of line, so
 // that every run and every tile row executes the same compiled code (the same FMA contractions),
 // whichever path reaches it: an element's value does not depend on how it was scheduled.
+// Flattened: everything it calls is inlined into it. GCC's own limits otherwise left parts of
+// larger trees (where's condition, GELU's erf) as calls that spill every packet to the stack:
+// where(x > 0, x, 0.01 * x) ran 2x slower, the 7-operation chain of bench_elementwise 1.2x.
 template <class V, class C, int K, class E>
-[[gnu::noinline]] void compute_run(const E& expr, const RunState<K>& s, V* o, std::int64_t out_inc, std::int64_t n) {
+[[gnu::noinline, gnu::flatten]] void compute_run(const E& expr, const RunState<K>& s, V* o, std::int64_t out_inc, std::int64_t n) {
   constexpr std::int64_t W = packet_size<C>;
   for (std::int64_t j = 0; j < n; j += W) {
     const std::int64_t count = std::min(W, n - j);
