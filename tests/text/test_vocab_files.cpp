@@ -74,6 +74,10 @@ TEST_CASE("missing special tokens are named") {
   const char* no_bos = R"({"<pad>":0,"</s>":1,"<unk>":2,"<mask>":3})";
   CHECK_THROWS_WITH_AS(Tokenizer::from_strings(no_bos, "#version: 0.2\n"),
                        doctest::Contains("the bos token '<s>' is not in the vocabulary"), fiber::Error);
+  fiber::text::TokenizerOptions empty_pad;
+  empty_pad.special.pad = "";
+  CHECK_THROWS_WITH_AS(Tokenizer::from_strings(no_mask, "#version: 0.2\n", empty_pad),
+                       doctest::Contains("Tokenizer: the pad token must not be empty"), fiber::Error);
 }
 
 TEST_CASE("missing and unreadable files are named") {

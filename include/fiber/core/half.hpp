@@ -121,35 +121,25 @@ constexpr std::uint16_t double_to_bfloat16_bits(double value) {
   return half_detail::narrow_from_double<8, 7>(value);
 }
 
-// A 2-byte fp16 value. Arithmetic goes through float.
-struct Half {
+// A 2-byte floating-point value stored as its bit pattern; arithmetic goes through float.
+// The three conversions define the format.
+template <std::uint16_t (*FromFloat)(float), std::uint16_t (*FromDouble)(double), float (*ToFloat)(std::uint16_t)>
+struct Float16Storage {
   std::uint16_t bits = 0;
 
-  constexpr Half() = default;
-  constexpr explicit Half(float value) : bits(float_to_half_bits(value)) {}
-  constexpr explicit Half(double value) : bits(double_to_half_bits(value)) {}
-  static constexpr Half from_bits(std::uint16_t b) {
-    Half h;
+  constexpr Float16Storage() = default;
+  constexpr explicit Float16Storage(float value) : bits(FromFloat(value)) {}
+  constexpr explicit Float16Storage(double value) : bits(FromDouble(value)) {}
+  static constexpr Float16Storage from_bits(std::uint16_t b) {
+    Float16Storage h;
     h.bits = b;
     return h;
   }
-  constexpr operator float() const { return half_bits_to_float(bits); }
+  constexpr operator float() const { return ToFloat(bits); }
 };
 
-// A 2-byte bfloat16 value. Arithmetic goes through float.
-struct BFloat16 {
-  std::uint16_t bits = 0;
-
-  constexpr BFloat16() = default;
-  constexpr explicit BFloat16(float value) : bits(float_to_bfloat16_bits(value)) {}
-  constexpr explicit BFloat16(double value) : bits(double_to_bfloat16_bits(value)) {}
-  static constexpr BFloat16 from_bits(std::uint16_t b) {
-    BFloat16 h;
-    h.bits = b;
-    return h;
-  }
-  constexpr operator float() const { return bfloat16_bits_to_float(bits); }
-};
+using Half = Float16Storage<float_to_half_bits, double_to_half_bits, half_bits_to_float>;
+using BFloat16 = Float16Storage<float_to_bfloat16_bits, double_to_bfloat16_bits, bfloat16_bits_to_float>;
 
 static_assert(sizeof(Half) == 2 && sizeof(BFloat16) == 2);
 

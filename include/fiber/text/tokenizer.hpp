@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fiber/core/error.hpp"
@@ -79,15 +80,9 @@ class Tokenizer {
  public:
   Tokenizer(BpeModel model, TokenizerOptions options = {}) : model_(std::move(model)), options_(std::move(options)) {
     const SpecialTokens& s = options_.special;
-    bos_ = special_id(s.bos, "bos");
-    eos_ = special_id(s.eos, "eos");
-    pad_ = special_id(s.pad, "pad");
-    unk_ = special_id(s.unk, "unk");
-    mask_ = special_id(s.mask, "mask");
-    for (const std::string* t : {&s.bos, &s.eos, &s.pad, &s.unk, &s.mask}) {
-      FIBER_CHECK(!t->empty(), "Tokenizer: special tokens must not be empty");
-      specials_.push_back({*t, *model_.token_to_id(*t)});
-    }
+    const std::pair<const std::string&, std::string_view> roles[] = {
+        {s.bos, "bos"}, {s.eos, "eos"}, {s.pad, "pad"}, {s.unk, "unk"}, {s.mask, "mask"}};
+    for (const auto& [token, role] : roles) specials_.push_back({token, special_id(token, role)});
     // Per token: how many leading / trailing characters offset trimming removes ('Ġ' or
     // White_Space, as HF's byte-level post-processor).
     const auto& tokens = model_.tokens();
@@ -107,11 +102,11 @@ class Tokenizer {
   const BpeModel& model() const { return model_; }
   const TokenizerOptions& options() const { return options_; }
   std::size_t vocab_size() const { return model_.vocab_size(); }
-  std::int32_t bos_id() const { return bos_; }
-  std::int32_t eos_id() const { return eos_; }
-  std::int32_t pad_id() const { return pad_; }
-  std::int32_t unk_id() const { return unk_; }
-  std::int32_t mask_id() const { return mask_; }
+  std::int32_t bos_id() const { return specials_[kBos].id; }
+  std::int32_t eos_id() const { return specials_[kEos].id; }
+  std::int32_t pad_id() const { return specials_[kPad].id; }
+  std::int32_t unk_id() const { return specials_[kUnk].id; }
+  std::int32_t mask_id() const { return specials_[kMask].id; }
 
   Encoding encode(std::string_view text, const EncodeOptions& opt = {}) const {
     FIBER_CHECK(!(opt.truncate || opt.pad_to_max) || opt.max_length > 0,
@@ -144,7 +139,7 @@ class Tokenizer {
       e.tokens.push_back(model_.tokens()[id]);
       e.special_tokens_mask.push_back(special);
     };
-    if (opt.add_special_tokens) add(bos_, {}, true);
+    if (opt.add_special_tokens) add(bos_id(), {}, true);
     // Byte -> character offsets: starts and ends are each non-decreasing, so two cursors walk
     // the text once. A start inside a character moves to that character; an end inside one
     // moves past it.
@@ -156,8 +151,8 @@ class Tokenizer {
       if (t.trailing && span.end >= t.trailing) span.end = std::max(span.end - t.trailing, span.begin);
       add(p.id, span, false);
     }
-    if (opt.add_special_tokens) add(eos_, {}, true);
-    while (e.ids.size() < total) add(pad_, {}, true);
+    if (opt.add_special_tokens) add(eos_id(), {}, true);
+    while (e.ids.size() < total) add(pad_id(), {}, true);
     e.num_chars = utf8_length(text);
     return e;
   }
@@ -210,6 +205,7 @@ class Tokenizer {
     std::string text;
     std::int32_t id;
   };
+  enum SpecialRole { kBos, kEos, kPad, kUnk, kMask };  // positions in specials_
 
   // Byte offset -> character index for non-decreasing queries on well-formed UTF-8.
   class ByteToChar {
@@ -235,6 +231,7 @@ class Tokenizer {
   };
 
   std::int32_t special_id(const std::string& token, std::string_view role) const {
+    FIBER_CHECK(!token.empty(), "Tokenizer: the ", role, " token must not be empty");
     auto id = model_.token_to_id(token);
     FIBER_CHECK(id, "Tokenizer: the ", role, " token '", token, "' is not in the vocabulary");
     return *id;
@@ -300,9 +297,8 @@ class Tokenizer {
 
   BpeModel model_;
   TokenizerOptions options_;
-  std::vector<Special> specials_;
+  std::vector<Special> specials_;  // in SpecialRole order
   std::vector<Trim> trim_;
-  std::int32_t bos_ = 0, eos_ = 0, pad_ = 0, unk_ = 0, mask_ = 0;
 };
 
 }  // namespace fiber::text
