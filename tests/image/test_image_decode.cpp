@@ -110,14 +110,16 @@ TEST_CASE("malformed files: missing, empty, not an image") {
   std::ofstream(dir / "empty.png").close();
   std::ofstream(dir / "notes.txt") << "hello, this is text";
   // 1. a path that does not exist
-  CHECK_THROWS_WITH_AS(fiber::io::read_image(dir / "missing.png"), doctest::Contains("missing.png: cannot open image: no such file"), fiber::Error);
+  const std::string missing = "image '" + (dir / "missing.png").string() + "': no such file";
+  CHECK_THROWS_WITH_AS(fiber::io::read_image(dir / "missing.png"), doctest::Contains(missing.c_str()), fiber::Error);
   // 2. an empty file
   CHECK_THROWS_WITH_AS(fiber::io::read_image(dir / "empty.png"), doctest::Contains("empty.png: not an image: the file is empty (0 bytes)"), fiber::Error);
   // 3. a text file
   CHECK_THROWS_WITH_AS(fiber::io::read_image(dir / "notes.txt"),
                        doctest::Contains("notes.txt: not a PNG or JPEG image (first bytes: 68 65 6c 6c 6f 2c 20 74)"), fiber::Error);
   // 4. a directory
-  CHECK_THROWS_WITH_AS(fiber::io::read_image(dir), doctest::Contains("cannot read image: it is a directory"), fiber::Error);
+  const std::string directory = "image '" + dir.string() + "': is a directory";
+  CHECK_THROWS_WITH_AS(fiber::io::read_image(dir), doctest::Contains(directory.c_str()), fiber::Error);
   std::filesystem::remove_all(dir);
   // 5. a format we do not decode
   const Bytes gif = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0};

@@ -5,11 +5,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/read_file.hpp"
 
 namespace fiber::io {
 
@@ -70,21 +70,7 @@ inline void check_image_size(std::uint64_t width, std::uint64_t height, const Im
 
 // The whole file as bytes; errors name the path.
 inline std::vector<std::uint8_t> read_image_file_bytes(const std::filesystem::path& path) {
-  std::error_code ec;
-  FIBER_CHECK(std::filesystem::exists(path, ec), path.string(), ": cannot open image: no such file");
-  FIBER_CHECK(!std::filesystem::is_directory(path, ec), path.string(),
-              ": cannot read image: it is a directory");
-  std::ifstream in(path, std::ios::binary);
-  FIBER_CHECK(in.good(), path.string(), ": cannot open image for reading");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  FIBER_CHECK(size >= 0, path.string(), ": cannot determine the file size");
-  in.seekg(0, std::ios::beg);
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), size);
-  FIBER_CHECK(in.good() || in.eof(), path.string(), ": read error after ", in.gcount(), " of ",
-              size, " bytes");
-  return bytes;
+  return fiber::detail::read_whole_file<std::vector<std::uint8_t>>(path, "image");
 }
 
 }  // namespace detail

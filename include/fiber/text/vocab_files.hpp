@@ -9,7 +9,6 @@
 // expected.
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <limits>
 #include <string>
@@ -21,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/read_file.hpp"
 #include "fiber/text/utf8.hpp"
 
 namespace fiber::text {
@@ -43,14 +43,6 @@ struct MergeRule {
 };
 
 namespace detail {
-
-inline std::string read_text_file(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  FIBER_CHECK(in.good(), what, ": cannot open '", path.string(), "'");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  FIBER_CHECK(!in.bad(), what, ": cannot read '", path.string(), "'");
-  return text;
-}
 
 // SAX handler for vocab.json: accepts exactly one object of token -> non-negative integer.
 class VocabSax : public nlohmann::json_sax<nlohmann::json> {
@@ -172,11 +164,11 @@ inline std::vector<MergeRule> parse_merges_txt(std::string_view text,
 }
 
 inline Vocab read_vocab_json(const std::filesystem::path& path) {
-  return parse_vocab_json(detail::read_text_file(path, "vocab.json"), path.string());
+  return parse_vocab_json(fiber::detail::read_whole_file<std::string>(path, "vocab.json"), path.string());
 }
 
 inline std::vector<MergeRule> read_merges_txt(const std::filesystem::path& path) {
-  return parse_merges_txt(detail::read_text_file(path, "merges.txt"), path.string());
+  return parse_merges_txt(fiber::detail::read_whole_file<std::string>(path, "merges.txt"), path.string());
 }
 
 }  // namespace fiber::text
