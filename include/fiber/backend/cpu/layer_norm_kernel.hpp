@@ -25,16 +25,10 @@ namespace detail {
 template <class T>
 T row_shifted_sum(const T* x, std::int64_t n, T shift) {
   using P = LinePacket<T>;
-  constexpr std::int64_t W = line_width<T>;
   const P k(shift);
-  P s0(T(0)), s1(T(0));
-  std::int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    s0 += P::load_unaligned(x + j) - k;
-    s1 += P::load_unaligned(x + j + W) - k;
-  }
-  for (; j + W <= n; j += W) s0 += P::load_unaligned(x + j) - k;
-  if (j < n) s1 += load_partial(x + j, n - j, shift) - k;  // padding lanes give 0
+  const auto [s0, s1] = fold_row<T>(n, P(T(0)), [&](const P& s, std::int64_t j, std::int64_t count) {
+    return s + (load_lanes(x + j, count, shift) - k);  // padding lanes give 0
+  });
   return horizontal_sum(s0 + s1);
 }
 
@@ -49,22 +43,11 @@ struct RowCentre {
 template <class T>
 T row_squared_deviation(const T* x, std::int64_t n, const RowCentre<T>& c) {
   using P = LinePacket<T>;
-  constexpr std::int64_t W = line_width<T>;
-  P s0(T(0)), s1(T(0));
-  std::int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    const P d0 = c.deviation(P::load_unaligned(x + j)), d1 = c.deviation(P::load_unaligned(x + j + W));
-    s0 = xsimd::fma(d0, d0, s0);
-    s1 = xsimd::fma(d1, d1, s1);
-  }
-  for (; j + W <= n; j += W) {
-    const P d = c.deviation(P::load_unaligned(x + j));
-    s0 = xsimd::fma(d, d, s0);
-  }
-  if (j < n) {
-    const P d = keep_first(c.deviation(load_partial(x + j, n - j, T(0))), n - j, T(0));
-    s1 = xsimd::fma(d, d, s1);
-  }
+  const auto [s0, s1] = fold_row<T>(n, P(T(0)), [&](const P& s, std::int64_t j, std::int64_t count) {
+    P d = c.deviation(load_lanes(x + j, count, T(0)));
+    if (count < line_width<T>) d = keep_first(d, count, T(0));
+    return xsimd::fma(d, d, s);
+  });
   return horizontal_sum(s0 + s1);
 }
 
@@ -79,8 +62,8 @@ void layer_norm_row(const T* x, const T* w, const T* b, T* y, std::int64_t n, T 
   const P pr(rstd);
   auto out = [&](const P& xj, std::int64_t j, std::int64_t count) {
     P v = c.deviation(xj) * pr;
-    if constexpr (HasWeight) v = v * (count == W ? P::load_unaligned(w + j) : load_partial(w + j, count, T(0)));
-    if constexpr (HasBias) v = v + (count == W ? P::load_unaligned(b + j) : load_partial(b + j, count, T(0)));
+    if constexpr (HasWeight) v = v * load_lanes(w + j, count, T(0));
+    if constexpr (HasBias) v = v + load_lanes(b + j, count, T(0));
     return v;
   };
   std::int64_t j = 0;
@@ -95,38 +78,23 @@ void layer_norm_backward_row(const T* x, const T* g, const T* w, T* gx, std::int
   constexpr std::int64_t W = line_width<T>;
   const RowCentre<T> c{P(x[0]), P(centre)};
   const P pr(r);
-  auto load = [](const T* p, std::int64_t count) { return count == W ? P::load_unaligned(p) : load_partial(p, count, T(0)); };
   auto gw_at = [&](std::int64_t j, std::int64_t count) {
-    P gj = load(g + j, count);
-    if constexpr (HasWeight) gj = gj * load(w + j, count);
+    P gj = load_lanes(g + j, count, T(0));  // zero in the padding lanes
+    if constexpr (HasWeight) gj = gj * load_lanes(w + j, count, T(0));
     return gj;
   };
-  P a0(T(0)), b0(T(0)), a1(T(0)), b1(T(0));
-  std::int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    const P g0 = gw_at(j, W), g1 = gw_at(j + W, W);
-    a0 += g0;
-    a1 += g1;
-    b0 = xsimd::fma(g0, c.deviation(P::load_unaligned(x + j)) * pr, b0);
-    b1 = xsimd::fma(g1, c.deviation(P::load_unaligned(x + j + W)) * pr, b1);
-  }
-  for (; j + W <= n; j += W) {
-    const P gj = gw_at(j, W);
-    a0 += gj;
-    b0 = xsimd::fma(gj, c.deviation(P::load_unaligned(x + j)) * pr, b0);
-  }
-  if (j < n) {
-    const P gj = gw_at(j, n - j);  // zero in the padding lanes
-    a1 += gj;
-    b1 = xsimd::fma(gj, c.deviation(load(x + j, n - j)) * pr, b1);
-  }
-  const P mean_gw(horizontal_sum(a0 + a1) / T(n)), mean_gwx(horizontal_sum(b0 + b1) / T(n));
-  for (j = 0; j < n; j += W) {
+  struct Sums {
+    P gw, gwx;  // sums of gw and of gw * xhat
+  };
+  const auto [s0, s1] = fold_row<T>(n, Sums{P(T(0)), P(T(0))}, [&](const Sums& s, std::int64_t j, std::int64_t count) {
+    const P gj = gw_at(j, count);
+    return Sums{s.gw + gj, xsimd::fma(gj, c.deviation(load_lanes(x + j, count, T(0))) * pr, s.gwx)};
+  });
+  const P mean_gw(horizontal_sum(s0.gw + s1.gw) / T(n)), mean_gwx(horizontal_sum(s0.gwx + s1.gwx) / T(n));
+  for (std::int64_t j = 0; j < n; j += W) {
     const std::int64_t count = std::min(W, n - j);
-    const P xhat = c.deviation(load(x + j, count)) * pr;
-    const P v = pr * (gw_at(j, count) - mean_gw - xhat * mean_gwx);
-    if (count == W) v.store_unaligned(gx + j);
-    else store_partial(gx + j, v, count);
+    const P xhat = c.deviation(load_lanes(x + j, count, T(0))) * pr;
+    store_lanes(gx + j, pr * (gw_at(j, count) - mean_gw - xhat * mean_gwx), count);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include <xsimd/xsimd.hpp>
 #if defined(__AVX512F__)
@@ -57,6 +58,37 @@ void store_partial(T* p, const LinePacket<T>& v, std::int64_t count) {
   alignas(64) T tmp[line_width<T>];
   v.store_aligned(tmp);
   std::copy_n(tmp, count, p);
+}
+
+// The `count` (<= width) elements at p, the other lanes set to `fill`; and the store that writes
+// only those lanes.
+template <class T>
+LinePacket<T> load_lanes(const T* p, std::int64_t count, T fill) {
+  return count == line_width<T> ? LinePacket<T>::load_unaligned(p) : load_partial(p, count, fill);
+}
+template <class T>
+void store_lanes(T* p, const LinePacket<T>& v, std::int64_t count) {
+  if (count == line_width<T>) v.store_unaligned(p);
+  else store_partial(p, v, count);
+}
+
+// Folds a row of n elements into two accumulators of type Acc: step(acc, j, count) returns acc
+// with elements j .. j + count folded in (count is the width, or less for the last, partial
+// packet). Two independent chains keep the adder busy: full packets alternate between them, a
+// last single full packet goes to the first and the partial one to the second. The caller merges
+// the pair. One loop for every row reduction (max, sums, sums of squares), in one order.
+template <class T, class Acc, class Step>
+std::pair<Acc, Acc> fold_row(std::int64_t n, const Acc& init, Step&& step) {
+  constexpr std::int64_t W = line_width<T>;
+  Acc a0 = init, a1 = init;
+  std::int64_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    a0 = step(a0, j, W);
+    a1 = step(a1, j + W, W);
+  }
+  for (; j + W <= n; j += W) a0 = step(a0, j, W);
+  if (j < n) a1 = step(a1, j, n - j);
+  return {a0, a1};
 }
 
 // Lanes at or past `count` replaced by `fill`.

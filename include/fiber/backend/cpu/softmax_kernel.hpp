@@ -30,16 +30,10 @@ namespace detail {
 template <class T>
 T row_max(const T* x, std::int64_t n) {
   using P = LinePacket<T>;
-  constexpr std::int64_t W = line_width<T>;
   const T lowest = -std::numeric_limits<T>::infinity();
-  P m0(lowest), m1(lowest);
-  std::int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    m0 = xsimd::max(m0, P::load_unaligned(x + j));
-    m1 = xsimd::max(m1, P::load_unaligned(x + j + W));
-  }
-  for (; j + W <= n; j += W) m0 = xsimd::max(m0, P::load_unaligned(x + j));
-  if (j < n) m1 = xsimd::max(m1, load_partial(x + j, n - j, lowest));
+  const auto [m0, m1] = fold_row<T>(n, P(lowest), [&](const P& m, std::int64_t j, std::int64_t count) {
+    return xsimd::max(m, load_lanes(x + j, count, lowest));
+  });
   return horizontal_max(xsimd::max(m0, m1));
 }
 
@@ -47,30 +41,13 @@ T row_max(const T* x, std::int64_t n) {
 template <class T, bool Store>
 T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
   using P = LinePacket<T>;
-  constexpr std::int64_t W = line_width<T>;
   const P pm(mx);
-  P s0(T(0)), s1(T(0));
-  std::int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    const P e0 = cpu::simd_exp(P::load_unaligned(x + j) - pm);
-    const P e1 = cpu::simd_exp(P::load_unaligned(x + j + W) - pm);
-    if constexpr (Store) {
-      e0.store_unaligned(y + j);
-      e1.store_unaligned(y + j + W);
-    }
-    s0 += e0;
-    s1 += e1;
-  }
-  for (; j + W <= n; j += W) {
-    const P e = cpu::simd_exp(P::load_unaligned(x + j) - pm);
-    if constexpr (Store) e.store_unaligned(y + j);
-    s0 += e;
-  }
-  if (j < n) {
-    const P e = keep_first(cpu::simd_exp(load_partial(x + j, n - j, mx) - pm), n - j, T(0));
-    if constexpr (Store) store_partial(y + j, e, n - j);
-    s1 += e;
-  }
+  const auto [s0, s1] = fold_row<T>(n, P(T(0)), [&](const P& s, std::int64_t j, std::int64_t count) {
+    P e = cpu::simd_exp(load_lanes(x + j, count, mx) - pm);
+    if (count < line_width<T>) e = keep_first(e, count, T(0));
+    if constexpr (Store) store_lanes(y + j, e, count);
+    return s + e;
+  });
   return horizontal_sum(s0 + s1);
 }
 
@@ -109,16 +86,12 @@ template <class T, bool Log>
 void softmax_backward_row(const T* y, const T* g, T* gx, std::int64_t n) {
   using P = LinePacket<T>;
   constexpr std::int64_t W = line_width<T>;
-  P s0(T(0)), s1(T(0));
-  std::int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    s0 += backward_term<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j));
-    s1 += backward_term<T, Log>(P::load_unaligned(y + j + W), P::load_unaligned(g + j + W));
-  }
-  for (; j + W <= n; j += W) s0 += backward_term<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j));
-  if (j < n) s1 += backward_term<T, Log>(load_partial(y + j, n - j, T(0)), load_partial(g + j, n - j, T(0)));
+  const auto [s0, s1] = fold_row<T>(n, P(T(0)), [&](const P& s, std::int64_t j, std::int64_t count) {
+    return s + backward_term<T, Log>(load_lanes(y + j, count, T(0)), load_lanes(g + j, count, T(0)));
+  });
   const P s(horizontal_sum(s0 + s1));
-  for (j = 0; j + W <= n; j += W)
+  std::int64_t j = 0;
+  for (; j + W <= n; j += W)
     backward_value<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j), s).store_unaligned(gx + j);
   if (j < n)
     store_partial(gx + j, backward_value<T, Log>(load_partial(y + j, n - j, T(0)), load_partial(g + j, n - j, T(0)), s),
@@ -127,34 +100,25 @@ void softmax_backward_row(const T* y, const T* g, T* gx, std::int64_t n) {
 
 // ---- strided lines (inner > 1): `count` <= width neighbouring lines per packet -----------------
 // x points at element 0 of the first line; element k of line i is x[k * inner + i].
-template <class T>
-LinePacket<T> lanes_at(const T* p, std::int64_t count, T fill) {
-  return count == line_width<T> ? LinePacket<T>::load_unaligned(p) : load_partial(p, count, fill);
-}
-template <class T>
-void store_lanes(T* p, const LinePacket<T>& v, std::int64_t count) {
-  if (count == line_width<T>) v.store_unaligned(p);
-  else store_partial(p, v, count);
-}
 
 template <class T, bool Log>
 void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::int64_t count) {
   using P = LinePacket<T>;
   const T lowest = -std::numeric_limits<T>::infinity();
   P mx(lowest);
-  for (std::int64_t k = 0; k < n; ++k) mx = xsimd::max(mx, lanes_at(x + k * inner, count, lowest));
+  for (std::int64_t k = 0; k < n; ++k) mx = xsimd::max(mx, load_lanes(x + k * inner, count, lowest));
   P sum(T(0));
   for (std::int64_t k = 0; k < n; ++k) {
-    const P e = cpu::simd_exp(lanes_at(x + k * inner, count, T(0)) - mx);
+    const P e = cpu::simd_exp(load_lanes(x + k * inner, count, T(0)) - mx);
     if constexpr (!Log) store_lanes(y + k * inner, e, count);
     sum += e;
   }
   if constexpr (Log) {
     const P ls = xsimd::log(sum);
-    for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, (lanes_at(x + k * inner, count, T(0)) - mx) - ls, count);
+    for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, (load_lanes(x + k * inner, count, T(0)) - mx) - ls, count);
   } else {
     const P r = P(T(1)) / sum;
-    for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, lanes_at(y + k * inner, count, T(0)) * r, count);
+    for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, load_lanes(y + k * inner, count, T(0)) * r, count);
   }
 }
 
@@ -163,10 +127,10 @@ void softmax_backward_lines(const T* y, const T* g, T* gx, std::int64_t n, std::
   using P = LinePacket<T>;
   P s(T(0));
   for (std::int64_t k = 0; k < n; ++k)
-    s += backward_term<T, Log>(lanes_at(y + k * inner, count, T(0)), lanes_at(g + k * inner, count, T(0)));
+    s += backward_term<T, Log>(load_lanes(y + k * inner, count, T(0)), load_lanes(g + k * inner, count, T(0)));
   for (std::int64_t k = 0; k < n; ++k)
     store_lanes(gx + k * inner,
-                backward_value<T, Log>(lanes_at(y + k * inner, count, T(0)), lanes_at(g + k * inner, count, T(0)), s),
+                backward_value<T, Log>(load_lanes(y + k * inner, count, T(0)), load_lanes(g + k * inner, count, T(0)), s),
                 count);
 }
 
