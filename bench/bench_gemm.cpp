@@ -150,9 +150,15 @@ double blas_gflops(const Case& cs, Operands& op) {
 // figures of a row under the same conditions, and the median drops the odd disturbed round.
 std::pair<double, double> ours_and_blas(const Case& cs, Operands& op, int rounds) {
   std::vector<double> ours, blas;
+  // OpenBLAS's threads keep spinning for up to 2^28 cycles (~75 ms here) after a call (see
+  // sequence_section) and took cycles from our pool when ours was timed right after: each
+  // measurement starts once every other thread has gone to sleep.
+  auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); };
   for (int r = 0; r < rounds; ++r) {
+    settle();
     ours.push_back(ours_gflops(cs, op));
 #if defined(FIBER_HAVE_CBLAS)
+    settle();
     blas.push_back(blas_gflops(cs, op));
 #else
     blas.push_back(0);
