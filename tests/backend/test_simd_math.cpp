@@ -71,47 +71,41 @@ struct Worst {
   }
 };
 
-// Errors of `out` against exact(in) in ulp where the exact result is a normal float. Outside that
-// range a result must overflow to inf (with the sign) or, below FLT_MIN, be within FLT_MIN of the
-// exact value: AVX-512's exp gives the denormal, xsimd::exp (other instruction sets) gives 0.
-struct SweepErrors {
+// simd over finite_sweep() against exact, in ulp where the exact result is a normal float: the
+// worst error at most `bound`. Outside that range a result must overflow to inf (with the sign)
+// or, below FLT_MIN, be within FLT_MIN of the exact value: AVX-512's exp gives the denormal,
+// xsimd::exp (other instruction sets) gives 0.
+template <class Simd, class Exact>
+void check_ulps_over_finite_floats(Simd simd, Exact exact, double bound) {
+  const std::vector<float> in = finite_sweep();
+  const std::vector<float> out = map_lanes(in, simd);
   Worst worst;
   std::int64_t outside_normal_wrong = 0;
-};
-template <class F>
-SweepErrors sweep_errors(const std::vector<float>& in, const std::vector<float>& out, F exact) {
-  SweepErrors e;
   for (std::size_t i = 0; i < in.size(); ++i) {
     const double want = exact(double(in[i]));
     if (std::fabs(want) > double(std::numeric_limits<float>::max())) {
-      if (!(std::isinf(out[i]) && std::signbit(out[i]) == std::signbit(want))) ++e.outside_normal_wrong;
+      if (!(std::isinf(out[i]) && std::signbit(out[i]) == std::signbit(want))) ++outside_normal_wrong;
     } else if (std::fabs(want) < double(flt_min)) {
-      if (!(std::fabs(double(out[i]) - want) <= double(flt_min))) ++e.outside_normal_wrong;
+      if (!(std::fabs(double(out[i]) - want) <= double(flt_min))) ++outside_normal_wrong;
     } else {
-      e.worst.note(ulps(out[i], want), in[i]);
+      worst.note(ulps(out[i], want), in[i]);
     }
   }
-  return e;
+  MESSAGE("worst ", worst.error, " ulp at x = ", worst.at, " over ", in.size(), " values");
+  CHECK(worst.error <= bound);
+  CHECK(outside_normal_wrong == 0);
 }
 
 }  // namespace
 
 TEST_CASE("simd_exp is within 1.02 ulp of exp wherever the result is a normal float") {
-  const std::vector<float> in = finite_sweep();
-  const SweepErrors e = sweep_errors(in, map_lanes(in, [](auto x) { return fiber::cpu::simd_exp(x); }),
-                                     [](double x) { return std::exp(x); });
-  MESSAGE("worst ", e.worst.error, " ulp at x = ", e.worst.at, " over ", in.size(), " values");
-  CHECK(e.worst.error <= 1.02);
-  CHECK(e.outside_normal_wrong == 0);
+  check_ulps_over_finite_floats([](auto x) { return fiber::cpu::simd_exp(x); }, [](double x) { return std::exp(x); },
+                                1.02);
 }
 
 TEST_CASE("simd_tanh is within 5 ulp of tanh") {
-  const std::vector<float> in = finite_sweep();
-  const SweepErrors e = sweep_errors(in, map_lanes(in, [](auto x) { return fiber::cpu::simd_tanh(x); }),
-                                     [](double x) { return std::tanh(x); });
-  MESSAGE("worst ", e.worst.error, " ulp at x = ", e.worst.at, " over ", in.size(), " values");
-  CHECK(e.worst.error <= 5.0);
-  CHECK(e.outside_normal_wrong == 0);
+  check_ulps_over_finite_floats([](auto x) { return fiber::cpu::simd_tanh(x); }, [](double x) { return std::tanh(x); },
+                                5.0);
 }
 
 TEST_CASE("simd_exp and simd_tanh at the special values") {

@@ -9,7 +9,6 @@
 // expected.
 #include <cstdint>
 #include <filesystem>
-#include <iterator>
 #include <limits>
 #include <string>
 #include <string_view>

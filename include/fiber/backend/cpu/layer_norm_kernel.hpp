@@ -54,7 +54,6 @@ T row_squared_deviation(const T* x, std::int64_t n, const RowCentre<T>& c) {
 template <class T, bool HasWeight, bool HasBias>
 void layer_norm_row(const T* x, const T* w, const T* b, T* y, std::int64_t n, T eps, T& centre, T& rstd) {
   using P = LinePacket<T>;
-  constexpr std::int64_t W = line_width<T>;
   const T first = x[0];
   centre = row_shifted_sum(x, n, first) / T(n);
   const RowCentre<T> c{P(first), P(centre)};
@@ -66,6 +65,10 @@ void layer_norm_row(const T* x, const T* w, const T* b, T* y, std::int64_t n, T 
     if constexpr (HasBias) v = v + load_lanes(b + j, count, T(0));
     return v;
   };
+  // Full packets and the partial one in separate loops: written as one for_each_packet loop, GCC
+  // compiles (x - mean) * rstd * w + b with different roundings and some outputs' last bits
+  // change; the results of a refactor should not.
+  constexpr std::int64_t W = line_width<T>;
   std::int64_t j = 0;
   for (; j + W <= n; j += W) out(P::load_unaligned(x + j), j, W).store_unaligned(y + j);
   if (j < n) store_partial(y + j, out(load_partial(x + j, n - j, T(0)), j, n - j), n - j);
@@ -75,7 +78,6 @@ void layer_norm_row(const T* x, const T* w, const T* b, T* y, std::int64_t n, T 
 template <class T, bool HasWeight>
 void layer_norm_backward_row(const T* x, const T* g, const T* w, T* gx, std::int64_t n, T centre, T r) {
   using P = LinePacket<T>;
-  constexpr std::int64_t W = line_width<T>;
   const RowCentre<T> c{P(x[0]), P(centre)};
   const P pr(r);
   auto gw_at = [&](std::int64_t j, std::int64_t count) {
@@ -91,11 +93,10 @@ void layer_norm_backward_row(const T* x, const T* g, const T* w, T* gx, std::int
     return Sums{s.gw + gj, xsimd::fma(gj, c.deviation(load_lanes(x + j, count, T(0))) * pr, s.gwx)};
   });
   const P mean_gw(horizontal_sum(s0.gw + s1.gw) / T(n)), mean_gwx(horizontal_sum(s0.gwx + s1.gwx) / T(n));
-  for (std::int64_t j = 0; j < n; j += W) {
-    const std::int64_t count = std::min(W, n - j);
+  for_each_packet<T>(n, [&](std::int64_t j, std::int64_t count) {
     const P xhat = c.deviation(load_lanes(x + j, count, T(0))) * pr;
     store_lanes(gx + j, pr * (gw_at(j, count) - mean_gw - xhat * mean_gwx), count);
-  }
+  });
 }
 
 // Adds this row's share of the parameter gradients: dw += g * xhat, db += g (either may be null).

@@ -72,6 +72,13 @@ void store_lanes(T* p, const LinePacket<T>& v, std::int64_t count) {
   else store_partial(p, v, count);
 }
 
+// Calls f(j, count) for each packet of a row of n elements: count is the width, or less for the
+// last one. The elementwise passes of the row kernels, with load_lanes / store_lanes.
+template <class T, class F>
+void for_each_packet(std::int64_t n, F&& f) {
+  for (std::int64_t j = 0; j < n; j += line_width<T>) f(j, std::min(line_width<T>, n - j));
+}
+
 // Folds a row of n elements into two accumulators of type Acc: step(acc, j, count) returns acc
 // with elements j .. j + count folded in (count is the width, or less for the last, partial
 // packet). Two independent chains keep the adder busy: full packets alternate between them, a

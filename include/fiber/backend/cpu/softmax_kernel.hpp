@@ -54,18 +54,18 @@ T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
 template <class T, bool Log>
 void softmax_row(const T* x, T* y, std::int64_t n) {
   using P = LinePacket<T>;
-  constexpr std::int64_t W = line_width<T>;
   const T mx = row_max(x, n);
   const T sum = row_exp_sum<T, !Log>(x, y, n, mx);
-  std::int64_t j = 0;
   if constexpr (Log) {
     const P pm(mx), ls(std::log(sum));
-    for (; j + W <= n; j += W) ((P::load_unaligned(x + j) - pm) - ls).store_unaligned(y + j);
-    if (j < n) store_partial(y + j, (load_partial(x + j, n - j, T(0)) - pm) - ls, n - j);
+    for_each_packet<T>(n, [&](std::int64_t j, std::int64_t count) {
+      store_lanes(y + j, (load_lanes(x + j, count, T(0)) - pm) - ls, count);
+    });
   } else {
     const P r(T(1) / sum);
-    for (; j + W <= n; j += W) (P::load_unaligned(y + j) * r).store_unaligned(y + j);
-    if (j < n) store_partial(y + j, load_partial(y + j, n - j, T(0)) * r, n - j);
+    for_each_packet<T>(n, [&](std::int64_t j, std::int64_t count) {
+      store_lanes(y + j, load_lanes(y + j, count, T(0)) * r, count);
+    });
   }
 }
 
@@ -85,17 +85,13 @@ LinePacket<T> backward_value(const LinePacket<T>& y, const LinePacket<T>& g, con
 template <class T, bool Log>
 void softmax_backward_row(const T* y, const T* g, T* gx, std::int64_t n) {
   using P = LinePacket<T>;
-  constexpr std::int64_t W = line_width<T>;
   const auto [s0, s1] = fold_row<T>(n, P(T(0)), [&](const P& s, std::int64_t j, std::int64_t count) {
     return s + backward_term<T, Log>(load_lanes(y + j, count, T(0)), load_lanes(g + j, count, T(0)));
   });
   const P s(horizontal_sum(s0 + s1));
-  std::int64_t j = 0;
-  for (; j + W <= n; j += W)
-    backward_value<T, Log>(P::load_unaligned(y + j), P::load_unaligned(g + j), s).store_unaligned(gx + j);
-  if (j < n)
-    store_partial(gx + j, backward_value<T, Log>(load_partial(y + j, n - j, T(0)), load_partial(g + j, n - j, T(0)), s),
-                  n - j);
+  for_each_packet<T>(n, [&](std::int64_t j, std::int64_t count) {
+    store_lanes(gx + j, backward_value<T, Log>(load_lanes(y + j, count, T(0)), load_lanes(g + j, count, T(0)), s), count);
+  });
 }
 
 // ---- strided lines (inner > 1): `count` <= width neighbouring lines per packet -----------------
