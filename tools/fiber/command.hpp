@@ -27,15 +27,21 @@ class CommandList {
 
 // The commands. Keep this list sorted.
 #include "cmd_convert.hpp"
+#include "cmd_embed.hpp"
 #include "cmd_inspect.hpp"
+#include "cmd_match.hpp"
 #include "cmd_resize.hpp"
+#include "cmd_retrieve.hpp"
 #include "cmd_tokenize.hpp"
 
 namespace fiber::cli {
 inline void add_all_commands(CLI::App& app, CommandList& commands) {
   add_convert_command(app, commands);
+  add_embed_command(app, commands);
   add_inspect_command(app, commands);
+  add_match_command(app, commands);
   add_resize_command(app, commands);
+  add_retrieve_command(app, commands);
   add_tokenize_command(app, commands);
 }
 }  // namespace fiber::cli

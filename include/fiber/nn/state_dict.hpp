@@ -95,7 +95,11 @@ LoadReport load_state_dict(M& module, const io::Checkpoint& checkpoint, const Lo
                                   detail::shape_text(std::span<const std::int64_t>(expected.begin(), expected.end())) + " floating point");
       return;
     }
-    Tensor<T> stored = io::load_tensor<T>(checkpoint, key);
+    // One tensor at a time; its file pages are dropped once copied, so peak memory stays near
+    // the model's own size however large the file (a coarse .ckpt with its queues is gigabytes).
+    const io::TensorRecord record = checkpoint.record(key);
+    Tensor<T> stored = io::to_tensor<T>(record);
+    checkpoint.release(record);
     if (stored.shape() != expected) {
       std::optional<Tensor<T>> fixed = options.adapt ? options.adapt(key, stored, expected) : std::nullopt;
       if (!fixed || fixed->shape() != expected) {
