@@ -254,6 +254,7 @@ void evaluate_into(const Tensor<V>& out, const E& expr) {
   FIBER_CHECK(broadcast_shapes(expr.shape(), out.shape(), "assign") == out.shape(), "assign: expression of shape ",
               expr.shape(), " does not broadcast to the output shape ", out.shape());
   if (out.numel() == 0) return;
+  out.bump_version();  // an in-place write (a no-op cost beside the pass itself)
   detail::LeafTable<K> table;
   detail::collect_leaves<0>(expr, out.shape(), table);
   if (detail::output_overlaps_leaf(out, table)) {
