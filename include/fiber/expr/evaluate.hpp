@@ -254,15 +254,15 @@ void evaluate_into(const Tensor<V>& out, const E& expr) {
   FIBER_CHECK(broadcast_shapes(expr.shape(), out.shape(), "assign") == out.shape(), "assign: expression of shape ",
               expr.shape(), " does not broadcast to the output shape ", out.shape());
   if (out.numel() == 0) return;
-  out.bump_version();  // an in-place write (a no-op cost beside the pass itself)
   detail::LeafTable<K> table;
   detail::collect_leaves<0>(expr, out.shape(), table);
   if (detail::output_overlaps_leaf(out, table)) {
     const Tensor<V> fresh = Tensor<V>::empty(out.shape());  // evaluate into fresh memory first
     evaluate_into(fresh, expr);
-    out.copy_(fresh);
+    out.copy_(fresh);  // counts the write
     return;
   }
+  out.bump_version();  // an in-place write (one relaxed atomic beside the pass itself)
   table.strides[K] = out.strides();
   StridedLayout<K + 1> layout = coalesce<K + 1>(out.shape(), table.strides);
   V* const out_base = out.data();
