@@ -4,11 +4,14 @@
 //   d expr / d leaf_k = product of the operations' partial derivatives along the path to leaf k
 // (each operation's partials are written in fiber/expr/ops.hpp as expressions), so the gradient
 // g * (d expr / d leaf_k) is again one fused pass, summed over the dimensions the operand was
-// broadcast along. The node keeps the operands' values (as plain tensor leaves) and nothing else.
+// broadcast along. The node keeps the operands' values (as plain tensor leaves) and nothing else,
+// stamps the versions of those its derivatives read, and frees them once its backward has run.
 #include <array>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "fiber/autograd/node.hpp"
 #include "fiber/expr/evaluate.hpp"
@@ -142,6 +145,42 @@ void collect_edges(const Ternary<Op, A, B, C>& e, std::array<Edge<T>, N>& edges)
   collect_edges<I + A::leaves + B::leaves>(e.c, edges);
 }
 
+// The tensors an expression reads, with their versions when the node was recorded: the fused
+// node's saved tensors (fiber/autograd/saved_tensor.hpp). The node's expression keeps them alive.
+struct SavedStamp {
+  const Storage* storage;
+  std::uint64_t version;
+  Shape shape;
+};
+template <class U> void stamp_leaves(const Leaf<U>&, std::vector<SavedStamp>&);
+template <class S> void stamp_leaves(const Constant<S>&, std::vector<SavedStamp>&);
+inline void stamp_leaves(const ZeroExpr&, std::vector<SavedStamp>&);
+template <class Op, class A> void stamp_leaves(const Unary<Op, A>&, std::vector<SavedStamp>&);
+template <class Op, class A, class B> void stamp_leaves(const Binary<Op, A, B>&, std::vector<SavedStamp>&);
+template <class Op, class A, class B, class C> void stamp_leaves(const Ternary<Op, A, B, C>&, std::vector<SavedStamp>&);
+template <class U>
+void stamp_leaves(const Leaf<U>& l, std::vector<SavedStamp>& out) {
+  if (l.tensor.defined()) out.push_back({l.tensor.storage().get(), l.tensor.version(), l.tensor.shape()});
+}
+template <class S>
+void stamp_leaves(const Constant<S>&, std::vector<SavedStamp>&) {}
+inline void stamp_leaves(const ZeroExpr&, std::vector<SavedStamp>&) {}
+template <class Op, class A>
+void stamp_leaves(const Unary<Op, A>& e, std::vector<SavedStamp>& out) {
+  stamp_leaves(e.a, out);
+}
+template <class Op, class A, class B>
+void stamp_leaves(const Binary<Op, A, B>& e, std::vector<SavedStamp>& out) {
+  stamp_leaves(e.a, out);
+  stamp_leaves(e.b, out);
+}
+template <class Op, class A, class B, class C>
+void stamp_leaves(const Ternary<Op, A, B, C>& e, std::vector<SavedStamp>& out) {
+  stamp_leaves(e.a, out);
+  stamp_leaves(e.b, out);
+  stamp_leaves(e.c, out);
+}
+
 template <class T, class E>
 class FusedNode final : public Node<T> {
  public:
@@ -149,15 +188,38 @@ class FusedNode final : public Node<T> {
   FusedNode(E expr, std::array<Edge<T>, N> edges) : expr_(std::move(expr)), edges_(std::move(edges)) {
     for (const auto& e : edges_)
       if (e.node) this->next_.push_back(e.node);
+    stamp_each(std::make_integer_sequence<int, N>{});
   }
   const char* name() const override { return "fused elementwise"; }
   void apply() override {
     Tensor<T> g = this->take_gradient();
     if (!g.defined()) return;
+    FIBER_CHECK(expr_.has_value(), "backward of ", name(), ": its saved tensors were freed by an earlier backward");
+    BackwardScope scope(name());
+    for (const SavedStamp& s : stamps_) detail::check_saved_version(s.version, s.storage->version(), s.shape);
     backward_each(g, std::make_integer_sequence<int, N>{});
   }
 
+ protected:
+  void free_saved() override {
+    expr_.reset();
+    stamps_.clear();
+    stamps_.shrink_to_fit();
+  }
+
  private:
+  // Stamps the tensors that the active operands' derivatives read: an operand the backward never
+  // reads (b in a + b) may be written in place without making the gradient wrong.
+  template <int... K>
+  void stamp_each(std::integer_sequence<int, K...>) {
+    (stamp_one<K>(), ...);
+  }
+  template <int K>
+  void stamp_one() {
+    if (!edges_[K].active()) return;
+    using D = decltype(diff<K>(*expr_));
+    if constexpr (!std::is_same_v<D, ZeroExpr> && !std::is_same_v<D, One>) stamp_leaves(diff<K>(*expr_), stamps_);
+  }
   template <int... K>
   void backward_each(const Tensor<T>& g, std::integer_sequence<int, K...>) {
     (backward_one<K>(g), ...);
@@ -166,7 +228,7 @@ class FusedNode final : public Node<T> {
   void backward_one(const Tensor<T>& g) {
     const Edge<T>& edge = edges_[K];
     if (!edge.active()) return;
-    auto d = diff<K>(expr_);
+    auto d = diff<K>(*expr_);
     using D = decltype(d);
     if constexpr (std::is_same_v<D, ZeroExpr>) {
       return;
@@ -177,8 +239,9 @@ class FusedNode final : public Node<T> {
     }
   }
 
-  E expr_;
+  std::optional<E> expr_;  // the expression over the operands' values (plain tensor leaves)
   std::array<Edge<T>, N> edges_;
+  std::vector<SavedStamp> stamps_;
 };
 
 }  // namespace autodiff
@@ -191,12 +254,13 @@ Var<T> record_fused(const E& expr) {
   if constexpr (!E::has_vars) {
     return Var<T>(std::move(value));
   } else {
+    if (!fiber::grad_enabled()) return Var<T>(std::move(value));  // NoGrad: no edges, no node
     constexpr int N = E::leaves;
     std::array<Edge<T>, N> edges;
     autodiff::collect_edges<0>(expr, edges);
     bool any = false;
     for (const auto& e : edges) any = any || e.active();
-    if (!fiber::grad_enabled() || !any) return Var<T>(std::move(value));
+    if (!any) return Var<T>(std::move(value));
     auto plain = autodiff::strip(expr);
     auto node = std::make_shared<autodiff::FusedNode<T, decltype(plain)>>(std::move(plain), std::move(edges));
     return Var<T>::from_node(std::move(value), std::move(node));

@@ -2,12 +2,14 @@
 // The backward graph. Each recorded operation is a Node that owns what its backward needs (a
 // closure, or a fused expression) and an Edge per input saying where that input's gradient goes:
 // to the node that produced it, or into the grad of a leaf that requires it. Nodes do not hold
-// the values of their inputs unless the backward needs them.
+// the values of their inputs unless the backward needs them; what they hold is saved with its
+// version (fiber/autograd/saved_tensor.hpp) and freed once their backward has run.
 #include <cstdint>
 #include <memory>
 #include <unordered_set>
 #include <vector>
 
+#include "fiber/autograd/saved_tensor.hpp"
 #include "fiber/core/tensor.hpp"
 #include "fiber/expr/evaluate.hpp"
 
@@ -27,8 +29,20 @@ class NodeBase {
   virtual void clear_gradient() = 0;
   const std::vector<std::shared_ptr<NodeBase>>& next() const { return next_; }
 
+  // Frees what the node saved for its backward (once its backward has run, when the graph is not
+  // retained); a later backward through it is an error.
+  void release() {
+    released_ = true;
+    free_saved();
+  }
+  bool released() const { return released_; }
+
  protected:
+  virtual void free_saved() {}
   std::vector<std::shared_ptr<NodeBase>> next_;  // producers of the inputs, for ordering
+
+ private:
+  bool released_ = false;
 };
 
 template <class T>
@@ -83,14 +97,28 @@ struct Edge {
   }
 };
 
-// Which inputs of a node need a gradient (so a backward can skip the others).
+// Which inputs of a node need a gradient (so a backward can skip the others), for any number of
+// inputs (a concat of hundreds of Vars). Up to 64 inputs live inline: copying it allocates nothing.
 class GradNeeds {
  public:
-  explicit GradNeeds(std::uint64_t bits = 0) : bits_(bits) {}
-  bool operator[](std::size_t i) const { return i < 64 && ((bits_ >> i) & 1u); }
+  GradNeeds() = default;
+  explicit GradNeeds(std::size_t n) : n_(n) {
+    if (n > 64) words_.assign((n + 63) / 64, 0);
+  }
+  void set(std::size_t i) {
+    FIBER_CHECK(i < n_, "GradNeeds: input ", i, " of ", n_);
+    word(i) |= std::uint64_t(1) << (i % 64);
+  }
+  bool operator[](std::size_t i) const { return i < n_ && ((word(i) >> (i % 64)) & 1u); }
+  std::size_t size() const { return n_; }
 
  private:
-  std::uint64_t bits_;
+  std::uint64_t& word(std::size_t i) { return words_.empty() ? inline_ : words_[i / 64]; }
+  std::uint64_t word(std::size_t i) const { return words_.empty() ? inline_ : words_[i / 64]; }
+
+  std::size_t n_ = 0;
+  std::uint64_t inline_ = 0;
+  std::vector<std::uint64_t> words_;  // when n > 64
 };
 
 template <class T>
@@ -101,9 +129,11 @@ std::vector<std::shared_ptr<NodeBase>> producers_of(const std::vector<Edge<T>>& 
   return out;
 }
 
-// Runs backward from `root`: orders the graph so that a node runs after every node that uses its
-// output, hands `gradient` to the root and applies the nodes in that order.
-inline void run_backward(const std::shared_ptr<NodeBase>& root) {
+// Runs backward from `root` (whose output gradient is already in place): orders the graph so that
+// a node runs after every node that uses its output and applies the nodes in that order. Unless
+// `retain_graph`, each node frees its saved tensors as soon as its backward has run, so memory
+// falls as the backward proceeds, and the graph cannot be run through again.
+inline void run_backward(const std::shared_ptr<NodeBase>& root, bool retain_graph = false) {
   std::vector<NodeBase*> order;  // post-order: inputs before users
   std::unordered_set<NodeBase*> seen;
   std::vector<std::pair<NodeBase*, std::size_t>> stack{{root.get(), 0}};
@@ -119,7 +149,14 @@ inline void run_backward(const std::shared_ptr<NodeBase>& root) {
     }
   }
   try {
-    for (auto it = order.rbegin(); it != order.rend(); ++it) (*it)->apply();
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      NodeBase* node = *it;
+      FIBER_CHECK(!node->released(), "backward of ", node->name(),
+                  ": this part of the graph was already run through by an earlier backward, which freed its saved "
+                  "tensors; pass retain_graph = true to that backward to run backward through the graph again");
+      node->apply();
+      if (!retain_graph) node->release();
+    }
   } catch (...) {
     for (NodeBase* n : order) n->clear_gradient();
     throw;

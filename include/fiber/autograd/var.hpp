@@ -13,7 +13,9 @@
 // across backward calls until zero_grad().
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -92,14 +94,16 @@ class Var {
   // The same value, cut from the graph.
   Var detach() const { return Var(value(), false); }
 
-  // Backpropagates from this Var, which must hold one element (a loss).
-  void backward() const {
+  // Backpropagates from this Var, which must hold one element (a loss). The graph's saved tensors
+  // are freed as the backward runs through it; with retain_graph they are kept, so backward can
+  // run through the same graph again.
+  void backward(bool retain_graph = false) const {
     FIBER_CHECK(numel() == 1, "backward: the output has shape ", shape(),
                 "; pass a gradient of that shape for a non-scalar output");
-    backward(Tensor<T>::ones(shape()));
+    backward(Tensor<T>::ones(shape()), retain_graph);
   }
   // Backpropagates `gradient` (same shape as this Var).
-  void backward(const Tensor<T>& gradient) const {
+  void backward(const Tensor<T>& gradient, bool retain_graph = false) const {
     FIBER_CHECK(gradient.shape() == shape(), "backward: gradient of shape ", gradient.shape(), " for an output of shape ",
                 shape());
     VarImpl<T>& self = checked();
@@ -108,8 +112,11 @@ class Var {
       self.accumulate(gradient);
       return;
     }
+    FIBER_CHECK(!self.grad_fn->released(), "backward of ", self.grad_fn->name(),
+                ": the graph was already run through by an earlier backward, which freed its saved tensors; pass "
+                "retain_graph = true to that backward to run backward through the graph again");
     self.grad_fn->add_gradient(gradient);
-    run_backward(self.grad_fn);
+    run_backward(self.grad_fn, retain_graph);
   }
 
   // ---- views (the gradient flows back through them) --------------------------------------
@@ -138,45 +145,75 @@ class Var {
   std::shared_ptr<VarImpl<T>> impl_;
 };
 
+// True when an operation over these inputs records a node: recording is on (no NoGrad scope) and
+// some input requires grad. Every op checks it before it builds its backward closure or saves a
+// tensor, so under NoGrad an op allocates only its result:
+//   Tensor<T> out = forward(x.value(), w.value());
+//   if (!needs_graph(x, w)) return Var<T>(std::move(out));
+//   return record("op", out, {&x, &w}, [xs = save_for_backward(x.value())](...) { ... });
+// Undefined Vars (an absent bias) count as constants.
+template <class T>
+bool requires_grad_of(const Var<T>& v) {
+  return v.defined() && v.requires_grad();
+}
+template <class T, class... Rest>
+  requires(std::is_same_v<Rest, Var<T>> && ...)
+bool needs_graph(const Var<T>& first, const Rest&... rest) {
+  return grad_enabled() && (requires_grad_of(first) || (requires_grad_of(rest) || ...));
+}
+template <class T>
+bool needs_graph(std::span<const Var<T>> inputs) {
+  if (!grad_enabled()) return false;
+  for (const Var<T>& in : inputs)
+    if (requires_grad_of(in)) return true;
+  return false;
+}
+
 // A node whose backward is a closure:
 //   backward(const Tensor<T>& grad_out, GradNeeds needs) -> std::vector<Tensor<T>>
-// returning one gradient per input (undefined where not needed).
+// returning one gradient per input (undefined where not needed). The closure keeps what the
+// backward needs (tensors through save_for_backward); it is destroyed, and with it what it saved,
+// once the backward has run.
 template <class T, class Backward>
 class FunctionNode final : public Node<T> {
  public:
   FunctionNode(const char* name, std::vector<Edge<T>> edges, Backward backward)
-      : name_(name), edges_(std::move(edges)), backward_(std::move(backward)) {
+      : name_(name), edges_(std::move(edges)), backward_(std::move(backward)), needs_(edges_.size()) {
     this->next_ = producers_of(edges_);
-    std::uint64_t bits = 0;
-    for (std::size_t i = 0; i < edges_.size() && i < 64; ++i)
-      if (edges_[i].active()) bits |= std::uint64_t(1) << i;
-    needs_ = GradNeeds(bits);
+    for (std::size_t i = 0; i < edges_.size(); ++i)
+      if (edges_[i].active()) needs_.set(i);
   }
   const char* name() const override { return name_; }
   void apply() override {
     Tensor<T> g = this->take_gradient();
     if (!g.defined()) return;
-    std::vector<Tensor<T>> grads = backward_(g, needs_);
+    FIBER_CHECK(backward_.has_value(), "backward of ", name_, ": its saved tensors were freed by an earlier backward");
+    BackwardScope scope(name_);  // names this op in a saved tensor's version error
+    std::vector<Tensor<T>> grads = (*backward_)(g, needs_);
     FIBER_CHECK(grads.size() == edges_.size(), "backward of ", name_, ": ", grads.size(), " gradients for ",
                 edges_.size(), " inputs");
     for (std::size_t i = 0; i < edges_.size(); ++i)
       if (edges_[i].active() && grads[i].defined()) edges_[i].send(grads[i], name_);
   }
 
+ protected:
+  void free_saved() override { backward_.reset(); }
+
  private:
   const char* name_;
   std::vector<Edge<T>> edges_;
-  Backward backward_;
+  std::optional<Backward> backward_;
   GradNeeds needs_;
 };
 
-// Makes the Var for `value` computed by operation `name` from `inputs`. Records a node only when
-// recording is on and some input requires grad; `backward` is then kept for the backward pass.
+// Makes the Var for `value` computed by operation `name` from `inputs`, recording a node whose
+// backward is `backward`. Ops call it after needs_graph() said yes (so that under NoGrad they never
+// build the closure); it still returns a plain Var when no input requires grad.
 template <class T, class Backward>
 Var<T> record(const char* name, Tensor<T> value, std::initializer_list<const Var<T>*> inputs, Backward&& backward) {
   bool any = false;
   if (grad_enabled())
-    for (const Var<T>* in : inputs) any = any || in->requires_grad();
+    for (const Var<T>* in : inputs) any = any || requires_grad_of(*in);
   if (!any) return Var<T>(std::move(value));
   std::vector<Edge<T>> edges;
   edges.reserve(inputs.size());
@@ -189,10 +226,7 @@ Var<T> record(const char* name, Tensor<T> value, std::initializer_list<const Var
 // The same for a variable number of inputs.
 template <class T, class Backward>
 Var<T> record(const char* name, Tensor<T> value, std::span<const Var<T>> inputs, Backward&& backward) {
-  bool any = false;
-  if (grad_enabled())
-    for (const Var<T>& in : inputs) any = any || in.requires_grad();
-  if (!any) return Var<T>(std::move(value));
+  if (!needs_graph(inputs)) return Var<T>(std::move(value));
   std::vector<Edge<T>> edges;
   edges.reserve(inputs.size());
   for (const Var<T>& in : inputs) edges.push_back(Edge<T>::to(in.impl()));
@@ -202,13 +236,16 @@ Var<T> record(const char* name, Tensor<T> value, std::span<const Var<T>> inputs,
 }
 
 // ---- views ---------------------------------------------------------------------------------
+// They save shapes, never tensors: a view's backward does not read values.
 template <class T>
 Var<T> Var<T>::reshape(const Shape& s) const {
+  if (!needs_graph(*this)) return Var(value().reshape(s));
   return record("reshape", value().reshape(s), {this},
                 [in = shape()](const Tensor<T>& g, GradNeeds) { return std::vector<Tensor<T>>{g.reshape(in)}; });
 }
 template <class T>
 Var<T> Var<T>::view(const Shape& s) const {
+  if (!needs_graph(*this)) return Var(value().view(s));
   return record("view", value().view(s), {this},
                 [in = shape()](const Tensor<T>& g, GradNeeds) { return std::vector<Tensor<T>>{g.reshape(in)}; });
 }
@@ -223,6 +260,7 @@ Var<T> Var<T>::permute(std::initializer_list<int> order) const {
 template <class T>
 Var<T> Var<T>::permute(std::span<const int> order) const {
   Tensor<T> out = value().permute(order);
+  if (!needs_graph(*this)) return Var(std::move(out));
   std::vector<int> inverse(order.size());
   for (std::size_t i = 0; i < order.size(); ++i) inverse[shape().axis(order[i])] = static_cast<int>(i);
   return record("permute", out, {this}, [inverse](const Tensor<T>& g, GradNeeds) {
@@ -231,6 +269,7 @@ Var<T> Var<T>::permute(std::span<const int> order) const {
 }
 template <class T>
 Var<T> Var<T>::transpose(int a, int b) const {
+  if (!needs_graph(*this)) return Var(value().transpose(a, b));
   return record("transpose", value().transpose(a, b), {this},
                 [a, b](const Tensor<T>& g, GradNeeds) { return std::vector<Tensor<T>>{g.transpose(a, b)}; });
 }
@@ -250,6 +289,7 @@ Tensor<T> scatter_into_zeros(const Shape& in, const Tensor<T>& g, Pick pick) {
 }  // namespace detail
 template <class T>
 Var<T> Var<T>::narrow(int axis, std::int64_t start, std::int64_t length) const {
+  if (!needs_graph(*this)) return Var(value().narrow(axis, start, length));
   return record("narrow", value().narrow(axis, start, length), {this},
                 [in = shape(), axis, start, length](const Tensor<T>& g, GradNeeds) {
                   return std::vector<Tensor<T>>{detail::scatter_into_zeros(
@@ -258,6 +298,7 @@ Var<T> Var<T>::narrow(int axis, std::int64_t start, std::int64_t length) const {
 }
 template <class T>
 Var<T> Var<T>::slice(int axis, std::int64_t start, std::int64_t end, std::int64_t step) const {
+  if (!needs_graph(*this)) return Var(value().slice(axis, start, end, step));
   return record("slice", value().slice(axis, start, end, step), {this},
                 [in = shape(), axis, start, end, step](const Tensor<T>& g, GradNeeds) {
                   return std::vector<Tensor<T>>{detail::scatter_into_zeros(
@@ -266,6 +307,7 @@ Var<T> Var<T>::slice(int axis, std::int64_t start, std::int64_t end, std::int64_
 }
 template <class T>
 Var<T> Var<T>::select(int axis, std::int64_t index) const {
+  if (!needs_graph(*this)) return Var(value().select(axis, index));
   return record("select", value().select(axis, index), {this}, [in = shape(), axis, index](const Tensor<T>& g, GradNeeds) {
     return std::vector<Tensor<T>>{
         detail::scatter_into_zeros(in, g, [&](const Tensor<T>& z) { return z.select(axis, index); })};
@@ -273,6 +315,7 @@ Var<T> Var<T>::select(int axis, std::int64_t index) const {
 }
 template <class T>
 Var<T> Var<T>::expand(const Shape& s) const {
+  if (!needs_graph(*this)) return Var(value().expand(s));
   return record("expand", value().expand(s), {this}, [in = shape()](const Tensor<T>& g, GradNeeds) {
     return std::vector<Tensor<T>>{sum_to_shape<T>(as_expr(g), in)};
   });
@@ -291,6 +334,7 @@ Var<T> Var<T>::unsqueeze(int axis) const {
 }
 template <class T>
 Var<T> Var<T>::contiguous() const {
+  if (!needs_graph(*this)) return Var(value().contiguous());
   return record("contiguous", value().contiguous(), {this},
                 [](const Tensor<T>& g, GradNeeds) { return std::vector<Tensor<T>>{g}; });
 }

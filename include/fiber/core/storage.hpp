@@ -51,6 +51,13 @@ class Storage {
   std::size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
+  // The version counter: bumped by every in-place write through a Tensor (copy_, fill_, assign,
+  // evaluate_into), so autograd can tell that a tensor it saved for a backward has changed since.
+  // One relaxed atomic per write: optimisers update parameters in place every step. Writes through
+  // raw pointers (data(), at()) are not counted.
+  std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+
  private:
   Storage(void* data, std::size_t bytes, Device device, std::shared_ptr<void> owner)
       : data_(data), bytes_(bytes), device_(device), owner_(std::move(owner)) {}
@@ -59,6 +66,7 @@ class Storage {
   std::size_t bytes_;
   Device device_;
   std::shared_ptr<void> owner_;
+  std::atomic<std::uint64_t> version_{0};
 };
 
 }  // namespace fiber

@@ -324,6 +324,7 @@ class Tensor {
   // Copies `src` (broadcast to this shape, any element type) into this view's elements.
   template <class U>
   const Tensor& copy_(const Tensor<U>& src) const {
+    bump_version();
     const Tensor<U> b = src.shape() == shape_ ? src : src.expand(shape_);
     StridedLayout<2> L = coalesce<2>(shape_, {strides_, b.strides()});
     T* dst = data();
@@ -341,6 +342,7 @@ class Tensor {
     return *this;
   }
   const Tensor& fill_(T value) const {
+    bump_version();
     StridedLayout<1> L = coalesce<1>(shape_, {strides_});
     T* dst = data();
     parallel_runs<1>(L, kElementwiseGrain, [&](const auto& off, std::int64_t n, const auto& inc) {
@@ -353,6 +355,15 @@ class Tensor {
   const Tensor& assign(const E& expr) const {
     evaluate_into(*this, expr);
     return *this;
+  }
+
+  // The storage's version counter (0 for an undefined tensor): it counts the in-place writes to
+  // any view of the storage (copy_, fill_, assign, evaluate_into). Autograd compares it with the
+  // version a node saved to detect a tensor modified between forward and backward.
+  std::uint64_t version() const { return storage_ ? storage_->version() : 0; }
+  // Counts an in-place write made some other way (a kernel writing through data()).
+  void bump_version() const {
+    if (storage_) storage_->bump_version();
   }
 
   // True when both are views of the same storage.

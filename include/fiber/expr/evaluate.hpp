@@ -259,9 +259,10 @@ void evaluate_into(const Tensor<V>& out, const E& expr) {
   if (detail::output_overlaps_leaf(out, table)) {
     const Tensor<V> fresh = Tensor<V>::empty(out.shape());  // evaluate into fresh memory first
     evaluate_into(fresh, expr);
-    out.copy_(fresh);
+    out.copy_(fresh);  // counts the write
     return;
   }
+  out.bump_version();  // an in-place write (one relaxed atomic beside the pass itself)
   table.strides[K] = out.strides();
   StridedLayout<K + 1> layout = coalesce<K + 1>(out.shape(), table.strides);
   V* const out_base = out.data();

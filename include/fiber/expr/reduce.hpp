@@ -127,6 +127,7 @@ void reduce_into(const Tensor<V>& out, const E& expr, double scale = 1.0) {
     FIBER_CHECK(out.shape()[d] == in[d] || out.shape()[d] == 1, R::name, ": output shape ", out.shape(),
                 " is not a reduction of ", in);
   if (out.numel() == 0) return;
+  out.bump_version();  // an in-place write into `out`
   if (in.numel() == 0) {  // empty reduction: the identity (sum 0; max/min have none)
     FIBER_CHECK((std::is_same_v<R, reducers::Sum>), R::name, ": reduction over an empty dimension (shape ", in, ")");
     out.fill_(V(0));

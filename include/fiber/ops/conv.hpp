@@ -156,8 +156,11 @@ template <class T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& weight, const Var<T>& bias = {}, const Conv2dOptions& opt = {}) {
   const bool has_bias = bias.defined();
   Tensor<T> out = conv2d(x.value(), weight.value(), has_bias ? bias.value() : Tensor<T>(), opt);
-  auto backward = [xv = x.value().contiguous(), wv = weight.value().contiguous(), opt, has_bias](const Tensor<T>& grad,
-                                                                                                GradNeeds needs) {
+  if (!needs_graph(x, weight, bias)) return Var<T>(std::move(out));
+  auto backward = [xs = save_for_backward(x.value().contiguous()), ws = save_for_backward(weight.value().contiguous()),
+                   opt, has_bias](const Tensor<T>& grad, GradNeeds needs) {
+    const Tensor<T>& xv = xs.get();
+    const Tensor<T>& wv = ws.get();
     const auto g = detail::conv_geometry(xv.shape(), wv.shape(), opt);
     const Tensor<T> gc = grad.contiguous();
     std::vector<Tensor<T>> grads(has_bias ? 3 : 2);

@@ -275,17 +275,28 @@ template <class T>
 Var<T> cross_entropy(const Var<T>& logits, const Tensor<std::int64_t>& target,
                      const std::type_identity_t<CrossEntropyOptions<T>>& options = {}) {
   auto [value, state] = detail::cross_entropy_index(logits.value(), target, options);
-  return record("cross_entropy", value, {&logits}, [state = std::move(state)](const Tensor<T>& g, GradNeeds) {
-    return std::vector<Tensor<T>>{detail::cross_entropy_index_backward(state, g)};
-  });
+  if (!needs_graph(logits)) return Var<T>(std::move(value));
+  // The state's log-probabilities are its own; target and weight may be the caller's tensors.
+  auto saved_target = save_for_backward(state.target);
+  auto saved_weight = save_for_backward(state.weight);
+  return record("cross_entropy", value, {&logits},
+                [state = std::move(state), saved_target, saved_weight](const Tensor<T>& g, GradNeeds) {
+                  saved_target.get(), saved_weight.get();  // the version checks
+                  return std::vector<Tensor<T>>{detail::cross_entropy_index_backward(state, g)};
+                });
 }
 // Probability targets: differentiable too (a plain tensor converts to a constant Var).
 template <class T>
 Var<T> cross_entropy(const Var<T>& logits, const std::type_identity_t<Var<T>>& target_probabilities,
                      const std::type_identity_t<CrossEntropyOptions<T>>& options = {}) {
   auto [value, state] = detail::cross_entropy_prob(logits.value(), target_probabilities.value(), options);
+  if (!needs_graph(logits, target_probabilities)) return Var<T>(std::move(value));
+  // The state's log-probabilities are its own; target and weight may be the caller's tensors.
+  auto saved_target = save_for_backward(state.target);
+  auto saved_weight = save_for_backward(state.weight);
   return record("cross_entropy", value, {&logits, &target_probabilities},
-                [state = std::move(state)](const Tensor<T>& g, GradNeeds needs) {
+                [state = std::move(state), saved_target, saved_weight](const Tensor<T>& g, GradNeeds needs) {
+                  saved_target.get(), saved_weight.get();  // the version checks
                   return detail::cross_entropy_prob_backward(state, g, needs);
                 });
 }

@@ -127,9 +127,11 @@ Tensor<T> index_select(const Tensor<T>& x, int axis, const Tensor<I>& indices) {
 template <class T, IndexType I>
 Var<T> index_select(const Var<T>& x, int axis, const Tensor<I>& indices) {
   Tensor<T> out = index_select(x.value(), axis, indices);
+  if (!needs_graph(x)) return Var<T>(std::move(out));
   axis = x.shape().axis(axis, "index_select");
-  return record("index_select", out, {&x},
-                [idx = indices.contiguous(), in = x.shape(), axis](const Tensor<T>& g, GradNeeds) {
+  return record("index_select", std::move(out), {&x},
+                [is = save_for_backward(indices.contiguous()), in = x.shape(), axis](const Tensor<T>& g, GradNeeds) {
+                  const Tensor<I>& idx = is.get();
                   Tensor<T> gx = Tensor<T>::zeros(in);
                   const Tensor<T> gc = g.contiguous();
                   detail::add_rows(gx.data(), gc.data(), idx.data(), detail::product(in, 0, axis), in[axis], idx.numel(),
@@ -213,10 +215,12 @@ void scatter_add_into(const Tensor<T>& gx, const Tensor<T>& g, const Tensor<I>& 
 template <class T, IndexType I>
 Var<T> gather(const Var<T>& x, int axis, const Tensor<I>& index) {
   Tensor<T> out = gather(x.value(), axis, index);
+  if (!needs_graph(x)) return Var<T>(std::move(out));
   axis = x.shape().axis(axis, "gather");
-  return record("gather", out, {&x}, [idx = index.contiguous(), in = x.shape(), axis](const Tensor<T>& g, GradNeeds) {
+  return record("gather", std::move(out), {&x},
+                [is = save_for_backward(index.contiguous()), in = x.shape(), axis](const Tensor<T>& g, GradNeeds) {
     Tensor<T> gx = Tensor<T>::zeros(in);
-    detail::scatter_add_into(gx, g, idx, axis);
+    detail::scatter_add_into(gx, g, is.get(), axis);
     return std::vector<Tensor<T>>{gx};
   });
 }
@@ -257,8 +261,11 @@ Tensor<T> embedding(const Tensor<T>& weight, const Tensor<I>& ids, std::optional
 template <class T, IndexType I>
 Var<T> embedding(const Var<T>& weight, const Tensor<I>& ids, std::optional<std::int64_t> padding_idx = std::nullopt) {
   Tensor<T> out = embedding(weight.value(), ids, padding_idx);
+  if (!needs_graph(weight)) return Var<T>(std::move(out));
   const std::int64_t pad = detail::embedding_padding(padding_idx, weight.size(0));
-  return record("embedding", out, {&weight}, [idx = ids.contiguous(), in = weight.shape(), pad](const Tensor<T>& g, GradNeeds) {
+  return record("embedding", std::move(out), {&weight},
+                [is = save_for_backward(ids.contiguous()), in = weight.shape(), pad](const Tensor<T>& g, GradNeeds) {
+    const Tensor<I>& idx = is.get();
     Tensor<T> gw = Tensor<T>::zeros(in);
     const Tensor<T> gc = g.contiguous();
     detail::add_rows(gw.data(), gc.data(), idx.data(), 1, in[0], idx.numel(), in[1], pad);

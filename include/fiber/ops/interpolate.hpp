@@ -405,6 +405,7 @@ Var<T> interpolate(const Var<T>& x, const InterpolateOptions& options) {
   if (p.mode == InterpolateMode::area)
     return p.spatial == 2 ? adaptive_avg_pool2d(x, detail::area_size(p)) : adaptive_avg_pool1d(x, p.out[1]);
   Tensor<T> out = interpolate(x.value(), options);
+  if (!needs_graph(x)) return Var<T>(std::move(out));  // the backward saves shapes only
   const Shape in4 = p.spatial == 1 ? Shape{x.size(0), x.size(1), 1, x.size(2)} : x.shape();
   return record("interpolate", out, {&x}, [p, in = x.shape(), in4](const Tensor<T>& g, GradNeeds) {
     const Tensor<T> g4 = g.reshape({in4[0], in4[1], p.out[0], p.out[1]});

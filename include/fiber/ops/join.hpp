@@ -118,6 +118,7 @@ Var<T> concat(std::span<const Var<T>> xs, int axis = 0) {
     values.push_back(xs[i].value());
   }
   Tensor<T> out = concat(std::span<const Tensor<T>>(values), axis);
+  if (!needs_graph(xs)) return Var<T>(std::move(out));  // the backward saves sizes only
   axis = values[0].shape().axis(axis, "concat");
   // Each input's gradient is a view of g: its slice along the axis.
   std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
@@ -189,6 +190,7 @@ Var<T> stack(std::span<const Var<T>> xs, int axis = 0) {
     values.push_back(xs[i].value());
   }
   Tensor<T> out = stack(std::span<const Tensor<T>>(values), axis);
+  if (!needs_graph(xs)) return Var<T>(std::move(out));  // the backward saves sizes only
   axis = axis < 0 ? axis + values[0].dim() + 1 : axis;
   return record("stack", out, xs, [axis, n = xs.size()](const Tensor<T>& g, GradNeeds needs) {
     std::vector<Tensor<T>> grads(n);

@@ -112,15 +112,19 @@ Var<T> layer_norm(const Var<T>& x, const Shape& normalized_shape, const std::typ
                   const std::type_identity_t<Var<T>>& bias = {}, double eps = 1e-5) {
   const Tensor<T> wv = weight.defined() ? weight.value() : Tensor<T>(), bv = bias.defined() ? bias.value() : Tensor<T>();
   detail::LayerNormResult<T> r = detail::layer_norm_forward(x.value(), normalized_shape, wv, bv, eps);
+  if (!needs_graph(x, weight, bias)) return Var<T>(std::move(r.y));
   // Undefined parameters stand in as constants, so the node always has three inputs.
   const Var<T> none(Tensor<T>::empty({0}));
   const Var<T>& w = weight.defined() ? weight : none;
   const Var<T>& b = bias.defined() ? bias : none;
   return record("layer_norm", r.y, {&x, &w, &b},
-                [xv = r.x, centre = r.centre, rstd = r.rstd, wfull = r.weight,
+                // x and the weight may be the caller's tensors (centre and rstd are the node's own).
+                [xs = save_for_backward(r.x), centre = r.centre, rstd = r.rstd, ws_full = save_for_backward(r.weight),
                  ws = wv.defined() ? wv.shape() : Shape{}, bs = bv.defined() ? bv.shape() : Shape{},
                  normalized = normalized_shape, n = normalized_shape.numel()](const Tensor<T>& g, GradNeeds needs) {
                   std::vector<Tensor<T>> grads(3);
+                  const Tensor<T>& xv = xs.get();
+                  const Tensor<T>& wfull = ws_full.get();
                   const Tensor<T> gc = g.contiguous();
                   const std::int64_t rows = n == 0 ? 0 : xv.numel() / n;
                   // dx, and the parameter gradients as [n] column sums, in one pass over x and g.

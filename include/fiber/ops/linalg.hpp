@@ -180,17 +180,21 @@ template <class T>
 Var<T> matmul(const Var<T>& a, const Var<T>& b) {
   if (a.dim() == 1) return matmul(a.unsqueeze(0), b).squeeze(-2);
   if (b.dim() == 1) return matmul(a, b.unsqueeze(1)).squeeze(-1);
-  return record("matmul", matmul(a.value(), b.value()), {&a, &b},
-                [av = a.value(), bv = b.value()](const Tensor<T>& g, GradNeeds needs) {
+  Tensor<T> out = matmul(a.value(), b.value());
+  if (!needs_graph(a, b)) return Var<T>(std::move(out));
+  return record("matmul", std::move(out), {&a, &b},
+                [as = save_for_backward(a.value()), bs = save_for_backward(b.value())](const Tensor<T>& g,
+                                                                                       GradNeeds needs) {
                   std::vector<Tensor<T>> grads(2);
                   // dA = g·Bᵀ, dB = Aᵀ·g, each summed over the batch dims its operand was broadcast along.
-                  if (needs[0]) grads[0] = sum_to_shape<T>(as_expr(matmul(g, bv.transpose(-1, -2))), av.shape());
+                  if (needs[0]) grads[0] = sum_to_shape<T>(as_expr(matmul(g, bs->transpose(-1, -2))), as.shape());
                   if (needs[1]) {
-                    if (bv.dim() == 2 && g.dim() > 2) {
+                    const Tensor<T>& av = as.get();
+                    if (bs.shape().rank() == 2 && g.dim() > 2) {
                       const std::int64_t rows = detail::leading_rows(g.shape());
                       grads[1] = matmul(av.reshape({rows, av.size(-1)}).t(), g.reshape({rows, g.size(-1)}));
                     } else {
-                      grads[1] = sum_to_shape<T>(as_expr(matmul(av.transpose(-1, -2), g)), bv.shape());
+                      grads[1] = sum_to_shape<T>(as_expr(matmul(av.transpose(-1, -2), g)), bs.shape());
                     }
                   }
                   return grads;
@@ -208,13 +212,15 @@ template <class T>
 Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias = {}) {
   const bool has_bias = bias.defined();
   Tensor<T> out = linear(x.value(), weight.value(), has_bias ? bias.value() : Tensor<T>());
-  auto backward = [xv = x.value(), wv = weight.value(), has_bias](const Tensor<T>& g, GradNeeds needs) {
+  if (!needs_graph(x, weight, bias)) return Var<T>(std::move(out));
+  auto backward = [xs = save_for_backward(x.value()), ws = save_for_backward(weight.value()), has_bias](
+                      const Tensor<T>& g, GradNeeds needs) {
     std::vector<Tensor<T>> grads(has_bias ? 3 : 2);
-    const std::int64_t in = wv.size(1), out_features = wv.size(0);
+    const std::int64_t in = ws.shape()[1], out_features = ws.shape()[0];
     const std::int64_t rows = detail::leading_rows(g.shape());
     const Tensor<T> g2 = g.reshape({rows, out_features});
-    if (needs[0]) grads[0] = matmul(g2, wv).reshape(xv.shape());               // dx = g·W
-    if (needs[1]) grads[1] = matmul(g2.t(), xv.reshape({rows, in}));             // dW = gᵀ·x
+    if (needs[0]) grads[0] = matmul(g2, ws.get()).reshape(xs.shape());         // dx = g·W
+    if (needs[1]) grads[1] = matmul(g2.t(), xs->reshape({rows, in}));           // dW = gᵀ·x
     if (has_bias && needs[2]) grads[2] = sum(g2, 0);                             // db = Σ rows of g
     return grads;
   };

@@ -76,6 +76,7 @@ inline std::int64_t reduced_count(const Shape& in, unsigned mask) {
 template <class T>
 Var<T> sum(const Var<T>& x, const Axes& axes = {}, bool keepdim = false) {
   const unsigned mask = axes.mask(x.shape(), "sum");
+  if (!needs_graph(x)) return Var<T>(sum(x.value(), axes, keepdim));
   return record("sum", sum(x.value(), axes, keepdim), {&x}, [in = x.shape(), mask](const Tensor<T>& g, GradNeeds) {
     return std::vector<Tensor<T>>{g.reshape(reduced_shape(in, mask, true)).expand(in)};
   });
@@ -84,6 +85,7 @@ template <class T>
 Var<T> mean(const Var<T>& x, const Axes& axes = {}, bool keepdim = false) {
   const unsigned mask = axes.mask(x.shape(), "mean");
   const double n = double(detail::reduced_count(x.shape(), mask));
+  if (!needs_graph(x)) return Var<T>(mean(x.value(), axes, keepdim));
   return record("mean", mean(x.value(), axes, keepdim), {&x}, [in = x.shape(), mask, n](const Tensor<T>& g, GradNeeds) {
     return std::vector<Tensor<T>>{Tensor<T>(g.reshape(reduced_shape(in, mask, true)) * (1.0 / n)).expand(in)};
   });
@@ -95,11 +97,14 @@ Var<T> extreme(const Var<T>& x, const Axes& axes, bool keepdim, const char* op) 
   const unsigned mask = axes.mask(x.shape(), op);
   Tensor<T> m = reduce<R>(x.value(), axes, true, false, op);
   Tensor<T> out = keepdim ? m : m.reshape(reduced_shape(x.shape(), mask, false));
-  return record(op, out, {&x}, [xv = x.value(), m, mask](const Tensor<T>& g, GradNeeds) {
-    auto hit = xv == m;
-    Tensor<T> count = Tensor<T>::empty(m.shape());
+  if (!needs_graph(x)) return Var<T>(std::move(out));
+  return record(op, out, {&x}, [xs = save_for_backward(x.value()), ms = save_for_backward(m)](const Tensor<T>& g,
+                                                                                              GradNeeds) {
+    const Tensor<T>& mk = ms.get();  // the output too (keepdim): written in place, it is caught here
+    auto hit = xs.get() == mk;
+    Tensor<T> count = Tensor<T>::empty(mk.shape());
     reduce_into<reducers::Sum>(count, where(hit, 1.0, 0.0));
-    const Tensor<T> gk = g.reshape(m.shape());
+    const Tensor<T> gk = g.reshape(mk.shape());
     return std::vector<Tensor<T>>{Tensor<T>(where(hit, gk / count, 0.0))};
   });
 }
@@ -116,8 +121,10 @@ template <class T>
 Var<T> var(const Var<T>& x, const Axes& axes = {}, bool keepdim = false, int correction = 1) {
   const unsigned mask = axes.mask(x.shape(), "var");
   const double n = double(detail::reduced_count(x.shape(), mask));
+  if (!needs_graph(x)) return Var<T>(var(x.value(), axes, keepdim, correction));
   return record("var", var(x.value(), axes, keepdim, correction), {&x},
-                [xv = x.value(), mask, n, correction](const Tensor<T>& g, GradNeeds) {
+                [xs = save_for_backward(x.value()), mask, n, correction](const Tensor<T>& g, GradNeeds) {
+                  const Tensor<T>& xv = xs.get();
                   Tensor<T> mu = Tensor<T>::empty(reduced_shape(xv.shape(), mask, true));
                   reduce_into<reducers::Sum>(mu, as_expr(xv), 1.0 / n);
                   const Tensor<T> gk = g.reshape(mu.shape());

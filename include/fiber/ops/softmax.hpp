@@ -104,25 +104,32 @@ Tensor<T> logsumexp(const Tensor<T>& x, const Axes& axes, bool keepdim = false) 
 template <class T>
 Var<T> softmax(const Var<T>& x, int axis) {
   Tensor<T> y = softmax(x.value(), axis);
-  return record("softmax", y, {&x}, [y, axis](const Tensor<T>& g, GradNeeds) {
-    return std::vector<Tensor<T>>{detail::softmax_backward(y, g, axis, false)};
+  if (!needs_graph(x)) return Var<T>(std::move(y));
+  // The backward reads the output: writing y.value() in place before it is caught.
+  return record("softmax", y, {&x}, [ys = save_for_backward(y), axis](const Tensor<T>& g, GradNeeds) {
+    return std::vector<Tensor<T>>{detail::softmax_backward(ys.get(), g, axis, false)};
   });
 }
 template <class T>
 Var<T> log_softmax(const Var<T>& x, int axis) {
   Tensor<T> y = log_softmax(x.value(), axis);
-  return record("log_softmax", y, {&x}, [y, axis](const Tensor<T>& g, GradNeeds) {
-    return std::vector<Tensor<T>>{detail::softmax_backward(y, g, axis, true)};
+  if (!needs_graph(x)) return Var<T>(std::move(y));
+  // The backward reads the output: writing y.value() in place before it is caught.
+  return record("log_softmax", y, {&x}, [ys = save_for_backward(y), axis](const Tensor<T>& g, GradNeeds) {
+    return std::vector<Tensor<T>>{detail::softmax_backward(ys.get(), g, axis, true)};
   });
 }
 template <class T>
 Var<T> logsumexp(const Var<T>& x, const Axes& axes, bool keepdim = false) {
   const unsigned mask = axes.mask(x.shape(), "logsumexp");
   Tensor<T> y = logsumexp(x.value(), axes, keepdim);
+  if (!needs_graph(x)) return Var<T>(std::move(y));
   const Shape kept = reduced_shape(x.shape(), mask, true);
-  return record("logsumexp", y, {&x}, [xv = x.value(), yk = y.reshape(kept)](const Tensor<T>& g, GradNeeds) {
-    return std::vector<Tensor<T>>{Tensor<T>(g.reshape(yk.shape()) * exp(xv - yk))};
-  });
+  return record("logsumexp", y, {&x},
+                [xs = save_for_backward(x.value()), ys = save_for_backward(y.reshape(kept))](const Tensor<T>& g,
+                                                                                             GradNeeds) {
+                  return std::vector<Tensor<T>>{Tensor<T>(g.reshape(ys.shape()) * exp(xs.get() - ys.get()))};
+                });
 }
 
 // An expression (softmax(q * scale + mask, -1)) is evaluated first: to a Var when it holds Vars.
