@@ -27,7 +27,7 @@ TEST_CASE("dropout: keep rate, scaling, p = 0 / 1, eval mode") {
     CHECK(values_ok);
     // 100000 draws: the keep rate's standard deviation is <= 0.0016; allow 5 of them.
     CHECK(double(kept) / y.size() == doctest::Approx(1 - p).epsilon(0).scale(0).epsilon(0.008 / (1 - p)));
-    CHECK(gen.offset() == 25000);
+    CHECK(gen.offset() == (100000 + 63) / 64 * 16);
   }
   Generator gen(1);
   CHECK(fiber::dropout(x, 0.0, true, gen).shares_storage_with(x));
@@ -92,4 +92,19 @@ TEST_CASE("drop_path: whole samples kept or dropped, rate, gradient") {
     Generator fixed(12);
     return fiber::drop_path(v[0], 0.5, true, fixed);
   }, rnd({8, 3}, 6));
+}
+
+TEST_CASE("dropout: element 64k + 16w + j follows word w of Philox counter offset + 16k + j (the documented stream)") {
+  Generator gen(99);
+  gen.advance(5);  // a generator that has drawn before
+  Generator ref = gen;
+  const Tensor<double> x = Tensor<double>::ones({1000});
+  const auto y = fiber::dropout(x, 0.5, true, gen).to_vector();
+  bool ok = true;
+  for (std::int64_t i = 0; i < 1000; ++i) {
+    const bool keep = fiber::detail::unit_float(ref.block(static_cast<std::uint64_t>(i / 64 * 16 + i % 16))[i % 64 / 16]) >= 0.5f;
+    ok = ok && y[i] == (keep ? 2.0 : 0.0);
+  }
+  CHECK(ok);
+  CHECK(gen.offset() == 5 + 16 * 16);  // ceil(1000 / 64) pieces of 16 counters
 }

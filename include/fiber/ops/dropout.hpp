@@ -6,16 +6,20 @@
 // Kept values are scaled by 1 / (1 - p); p = 1 drops everything (zeros, as PyTorch and timm);
 // p = 0 or !training returns x itself (no copy, no draw). p must lie in [0, 1].
 //
-// dropout: element i (row-major over x's shape) is kept when u_i >= p, with u_i the uniform
-// float (24 random bits) of Philox counter offset + i/4, lane i%4 (core/rng.hpp). The mask thus
-// depends only on (seed, offset, i): the same for any thread count or split of the work. The
-// backward keeps no mask: it regenerates the same decisions from the saved seed and offset.
-// One draw advances the generator by ceil(numel / 4) counters.
+// dropout: element i (row-major over x's shape) is kept when u_i >= p, with u_i a uniform float
+// (24 random bits) of the generator's Philox stream (core/rng.hpp): element 64 k + 16 w + j
+// takes word w of counter offset + 16 k + j. The mask thus depends only on (seed, offset, i):
+// the same for any thread count or split of the work. The backward keeps no mask: it
+// regenerates the same decisions from the saved seed and offset. One draw advances the
+// generator by 16 counters per 64 elements (ceil(numel / 64) * 16). Dropped elements are
+// multiplied by 0 (so a NaN stays NaN, as in PyTorch).
 //
 // drop_path (timm's DropPath): one uniform per sample, u_b < 1 - p keeps sample b (timm draws
 // bernoulli(1 - p)). The per-sample scale [B, 1, ..., 1] is kept for the backward (B values).
 // The random streams differ from PyTorch's: tests check rates, determinism and gradients, not
 // PyTorch's masks.
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -30,22 +34,25 @@ inline void check_drop_probability(double p, const char* op) {
   FIBER_CHECK(p >= 0.0 && p <= 1.0, op, ": drop probability must lie in [0, 1], got ", p);
 }
 
-// dst[i] = keep(i) ? src[i] * scale : 0 for i < n, keep(i) from Philox(seed) at counter
-// offset + i/4, lane i%4. src and dst contiguous (may alias).
+// dst[i] = src[i] * (keep(i) ? scale : 0) for i < n; src and dst contiguous (may alias). Element
+// i = 64 k + 16 w + j takes word w of Philox(seed) counter offset + 16 k + j: each piece of 64
+// elements is one vectorised philox4x32_16 call whose output, read in order, is the piece's
+// random words. Pieces depend only on i, so the result is the same for any thread count.
 template <class T>
 void dropout_apply(const T* src, T* dst, std::int64_t n, std::uint64_t seed, std::uint64_t offset, double p) {
-  Generator gen(seed);
-  gen.advance(offset);
+  const std::array<std::uint32_t, 2> key = Generator(seed).key();
   const float threshold = static_cast<float>(p);
   const T scale = p < 1.0 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
-  const std::int64_t blocks = (n + 3) / 4;
-  parallel_for(0, blocks, 2048, [&](std::int64_t b0, std::int64_t b1) {
+  const std::int64_t pieces = (n + 63) / 64;
+  parallel_for(0, pieces, 512, [=](std::int64_t b0, std::int64_t b1) {
+    alignas(64) std::uint32_t w[4][16];
     for (std::int64_t b = b0; b < b1; ++b) {
-      const auto w = gen.block(static_cast<std::uint64_t>(b));
-      for (int lane = 0; lane < 4 && b * 4 + lane < n; ++lane) {
-        const std::int64_t i = b * 4 + lane;
-        dst[i] = detail::unit_float(w[lane]) >= threshold ? src[i] * scale : T(0);
-      }
+      detail::philox4x32_16(offset + static_cast<std::uint64_t>(b) * 16, key, w);
+      const std::uint32_t* u = &w[0][0];
+      const std::int64_t first = b * 64, count = std::min<std::int64_t>(64, n - first);
+      // A multiply, not a select: NaN or inf dropped gives NaN, as PyTorch's x * mask / (1 - p).
+      for (std::int64_t t = 0; t < count; ++t)
+        dst[first + t] = src[first + t] * (float(u[t] >> 8) * 0x1.0p-24f >= threshold ? scale : T(0));
     }
   });
 }
@@ -61,7 +68,7 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen) {
   Tensor<T> out = Tensor<T>::empty(x.shape());
   const std::uint64_t offset = gen.offset();
   detail::dropout_apply(xc.data(), out.data(), x.numel(), gen.seed(), offset, p);
-  gen.advance(static_cast<std::uint64_t>((x.numel() + 3) / 4));
+  gen.advance(static_cast<std::uint64_t>((x.numel() + 63) / 64 * 16));
   return out;
 }
 
