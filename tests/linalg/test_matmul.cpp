@@ -107,3 +107,20 @@ TEST_CASE("linear equals matmul with the transposed weight plus the bias; result
   CHECK_THROWS_WITH_AS(fiber::linear(x, w.t()), doctest::Contains("linear: input [40, 768] and weight [768, 300]"),
                        fiber::Error);
 }
+
+TEST_CASE("matmul over several batch dims read in place steps by the innermost batch stride") {
+  // Swin's window attention: q, k, v are selected from a permuted qkv projection, so their batch
+  // dims [B, nW, heads] are strided views that one batched GEMM call covers. A call that stepped
+  // by the outermost dim's stride read past the operands (found by the model's first forward).
+  const std::int64_t B = 2, nW = 6, h = 1, N = 5, d = 4;
+  const Tensor<double> qkv = rnd({B, nW, N, 3, h, d}, 11).permute({3, 0, 1, 4, 2, 5});
+  const Tensor<double> q = qkv.select(0, 0), k = qkv.select(0, 1);
+  const Tensor<double> s = fiber::matmul(q, k.transpose(-1, -2));
+  REQUIRE(s.shape() == Shape{B, nW, h, N, N});
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t w = 0; w < nW; ++w)
+      FIBER_CHECK_CLOSE(s.select(0, b).select(0, w).select(0, 0),
+                        naive_mm(q.select(0, b).select(0, w).select(0, 0).contiguous(),
+                                 k.select(0, b).select(0, w).select(0, 0).t().contiguous()),
+                        1e-12, 1e-12);
+}

@@ -81,7 +81,9 @@ void batched_matmul_into(const Tensor<T>& out, Tensor<T> a, Tensor<T> b, const M
   }();
   // The longest suffix of batch dims that one strided batched call covers: each covered dim (of
   // size > 1) must continue the previous one's stride in all three operands.
-  int split = nb, last = -1;
+  // The call steps by the strides of the innermost covered dim (`first`); `last` is the
+  // outermost so far, which the next dim must continue.
+  int split = nb, last = -1, first = -1;
   std::int64_t inner = 1;
   for (; split > 0; --split) {
     const int d = split - 1;
@@ -89,10 +91,11 @@ void batched_matmul_into(const Tensor<T>& out, Tensor<T> a, Tensor<T> b, const M
     if (last >= 0 && !(sa[d] == sa[last] * p.batch[last] && sb[d] == sb[last] * p.batch[last] &&
                        sc[d] == sc[last] * p.batch[last]))
       break;
+    if (first < 0) first = d;
     last = d;
     inner *= p.batch[d];
   }
-  const std::int64_t ra = last >= 0 ? sa[last] : 0, rb = last >= 0 ? sb[last] : 0, rc = last >= 0 ? sc[last] : 0;
+  const std::int64_t ra = first >= 0 ? sa[first] : 0, rb = first >= 0 ? sb[first] : 0, rc = first >= 0 ? sc[first] : 0;
   Shape outer_shape(p.batch.begin(), p.batch.begin() + split);
   const std::int64_t outer = outer_shape.numel();
   for (std::int64_t o = 0; o < outer; ++o) {
