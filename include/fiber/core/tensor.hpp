@@ -34,6 +34,14 @@ class Tensor;
 template <class T, Expression E>
 void evaluate_into(const Tensor<T>& out, const E& expr);
 
+namespace detail {
+// dst = src (same shape, a strided copy) through the expression evaluator, whose tiled transpose
+// handles a source read across its contiguous dimension; defined in fiber/expr/evaluate.hpp,
+// which this header includes at its end.
+template <class T>
+void copy_through_evaluator(const Tensor<T>& dst, const Tensor<T>& src);
+}  // namespace detail
+
 template <class T>
 class Tensor {
   static_assert(std::is_arithmetic_v<T>, "Tensor<T>: T must be an arithmetic type");
@@ -322,11 +330,20 @@ class Tensor {
     return out;
   }
   // Copies `src` (broadcast to this shape, any element type) into this view's elements.
+  // Runs contiguous on both sides are memcpy'd; a float or double copy with strided runs (a
+  // transposed or permuted view made contiguous) goes through the expression evaluator, which
+  // transposes such operands tile by tile instead of reading a cache line per element.
   template <class U>
   const Tensor& copy_(const Tensor<U>& src) const {
     bump_version();
     const Tensor<U> b = src.shape() == shape_ ? src : src.expand(shape_);
     StridedLayout<2> L = coalesce<2>(shape_, {strides_, b.strides()});
+    if constexpr (std::is_same_v<T, U> && std::is_floating_point_v<T>) {
+      if (L.strides[0].back() != 1 || L.strides[1].back() > 1) {
+        detail::copy_through_evaluator(*this, b);
+        return *this;
+      }
+    }
     T* dst = data();
     const U* s = b.data();
     parallel_runs<2>(L, kElementwiseGrain, [&](const auto& off, std::int64_t n, const auto& inc) {
@@ -476,3 +493,9 @@ std::ostream& operator<<(std::ostream& out, const Tensor<T>& t) {
 }
 
 }  // namespace fiber
+
+// Tensor::copy_ needs the evaluator (detail::copy_through_evaluator); see the note at the top of
+// fiber/expr/expression.hpp for why the include waits when that header is read first.
+#ifndef FIBER_EXPRESSION_HPP_IN_PROGRESS
+#include "fiber/expr/evaluate.hpp"
+#endif

@@ -277,6 +277,13 @@ void evaluate_into(const Tensor<V>& out, const E& expr) {
   });
 }
 
+namespace detail {
+template <class T>
+void copy_through_evaluator(const Tensor<T>& dst, const Tensor<T>& src) {
+  evaluate_into(dst, Leaf<T>(src));
+}
+}  // namespace detail
+
 // Evaluates an expression into a new contiguous tensor of its result type.
 template <Expression E>
 Tensor<result_t<E>> eval(const E& expr) {

@@ -13,6 +13,10 @@
 #include <type_traits>
 #include <utility>
 
+// tensor.hpp ends by including evaluate.hpp (Tensor::copy_ runs transposed copies through the
+// evaluator). When this header is read first, that include must wait until the nodes below are
+// declared: it is made at the end of this file instead.
+#define FIBER_EXPRESSION_HPP_IN_PROGRESS
 #include "fiber/core/shape.hpp"
 #include "fiber/core/tensor.hpp"
 #include "fiber/expr/ops.hpp"
@@ -262,3 +266,6 @@ template <Operand X, Operand M, Operand V> requires SomeTensorOperand<X, M>
 auto masked_fill(const X& x, const M& mask, const V& value) { return make_ternary<ops::Where>(mask, value, x); }
 
 }  // namespace fiber
+
+#undef FIBER_EXPRESSION_HPP_IN_PROGRESS
+#include "fiber/expr/evaluate.hpp"

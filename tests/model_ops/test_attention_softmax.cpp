@@ -1,0 +1,87 @@
+// attention_softmax against the unfused softmax(scale * s + bias + mask) in double, at Swin and
+// text shapes (rows longer than a packet, with tails); broadcasting of bias and mask; gradcheck
+// of the scores and the bias; no gradient for the mask; thread-count independence; errors.
+#include <doctest/doctest.h>
+
+#include <limits>
+
+#include "fiber/ops/attention_softmax.hpp"
+#include "fiber/ops/softmax.hpp"
+#include "gradcheck_util.hpp"
+#include "test_util.hpp"
+
+using fiber::Tensor;
+using fiber::Var;
+using fiber::test::rnd;
+using Vars = std::span<const Var<double>>;
+
+namespace {
+Tensor<double> reference(const Tensor<double>& s, double scale, const Tensor<double>& bias, const Tensor<double>& mask) {
+  Tensor<double> z = s * scale;
+  if (bias.defined()) z = z + bias;
+  if (mask.defined()) z = z + mask;
+  return fiber::softmax(z, -1);
+}
+}  // namespace
+
+TEST_CASE("attention_softmax: equals softmax(scale * s + bias + mask) at Swin and text shapes") {
+  // Swin: B = 2, nW = 4, heads 3, N = 49 (7x7 windows): scores viewed as [B, nW, h, N, N].
+  const std::int64_t B = 2, nW = 4, h = 3, N = 49;
+  const auto s = rnd({B, nW, h, N, N}, 1, -4, 4), bias = rnd({h, N, N}, 2);
+  Tensor<double> mask = rnd({nW, 1, N, N}, 3);
+  mask.assign(where(mask > 0.3, -100.0, 0.0));
+  FIBER_CHECK_CLOSE(fiber::attention_softmax(s, 0.125, bias, mask), reference(s, 0.125, bias, mask), 1e-13, 1e-15);
+  FIBER_CHECK_CLOSE(fiber::attention_softmax(s, 0.125, bias), reference(s, 0.125, bias, {}), 1e-13, 1e-15);
+  FIBER_CHECK_CLOSE(fiber::attention_softmax(s, 1.0), fiber::softmax(s, -1), 1e-13, 1e-15);
+  // Text: [B, h, L, L] with an additive mask [B, 1, 1, L] holding -inf; float, L = 21 (a tail).
+  const Tensor<float> t = rnd({2, 4, 21, 21}, 4).to<float>();
+  Tensor<float> tm = Tensor<float>::zeros({2, 1, 1, 21});
+  tm.narrow(3, 17, 4).fill_(-std::numeric_limits<float>::infinity());
+  const Tensor<float> want = fiber::softmax(Tensor<float>(t * 0.5f + tm), -1);
+  FIBER_CHECK_CLOSE(fiber::attention_softmax(t, 0.5f, Tensor<float>(), tm), want, 1e-6, 1e-7);
+  // A bias broadcast along the row (last dim 1) and a non-contiguous scores view.
+  const auto col = rnd({h, N, 1}, 5);
+  FIBER_CHECK_CLOSE(fiber::attention_softmax(s.transpose(3, 4), 2.0, col), reference(s.transpose(3, 4), 2.0, col, {}), 1e-13,
+                    1e-15);
+}
+
+TEST_CASE("attention_softmax: a fully masked row is NaN, as softmax") {
+  Tensor<float> mask = Tensor<float>::zeros({2, 3});
+  mask.select(0, 1).fill_(-std::numeric_limits<float>::infinity());
+  const auto y = fiber::attention_softmax(Tensor<float>::ones({2, 3}), 1.f, Tensor<float>(), mask).to_vector();
+  CHECK(y[0] == doctest::Approx(1.0 / 3));
+  CHECK(std::isnan(y[3]));
+}
+
+TEST_CASE("attention_softmax: the same for any thread count") {
+  fiber::test::RestoreThreads restore;
+  const Tensor<float> s = rnd({8, 3, 49, 49}, 6).to<float>(), b = rnd({3, 49, 49}, 7).to<float>();
+  fiber::set_num_threads(1);
+  const auto one = fiber::attention_softmax(s, 0.2f, b).to_vector();
+  fiber::set_num_threads(3);
+  CHECK(fiber::attention_softmax(s, 0.2f, b).to_vector() == one);
+}
+
+TEST_CASE("gradcheck: attention_softmax (scores and bias; none for the mask)") {
+  const auto s = rnd({2, 2, 3, 5, 5}, 8, -2, 2), bias = rnd({3, 5, 5}, 9);
+  const auto mask = rnd({2, 1, 5, 5}, 10, -3, 0);
+  CHECK_GRADCHECK([&](Vars v) { return fiber::attention_softmax(v[0], 0.7, v[1], mask); }, s, bias);
+  CHECK_GRADCHECK([&](Vars v) { return fiber::attention_softmax(v[0], 1.3); }, s);
+  CHECK_GRADCHECK([&](Vars v) { return fiber::attention_softmax(v[0], 0.5, v[1]); }, rnd({3, 17}, 11), rnd({17}, 12));
+  CHECK_GRADCHECK([&](Vars v) { return fiber::attention_softmax(v[0], 0.5, v[1]); }, rnd({3, 4, 6}, 13), rnd({3, 1, 1}, 14));
+  // The bias as a Var that does not require grad: the scores still get theirs.
+  Var<double> sv(s.clone(), true);
+  fiber::attention_softmax(sv, 0.7, Var<double>(bias), mask).backward(Tensor<double>::ones(s.shape()));
+  CHECK(sv.grad().defined());
+}
+
+TEST_CASE("attention_softmax: shapes that do not broadcast name the op and both shapes") {
+  const auto s = Tensor<float>::zeros({8, 3, 5, 5});
+  CHECK_THROWS_WITH_AS(fiber::attention_softmax(s, 1.f, Tensor<float>(), Tensor<float>::zeros({4, 5, 5})),
+                       doctest::Contains("attention_softmax: mask of shape [4, 5, 5] does not broadcast to the scores of shape [8, 3, 5, 5]"),
+                       fiber::Error);
+  CHECK_THROWS_WITH_AS(fiber::attention_softmax(s, 1.f, Tensor<float>::zeros({2, 8, 3, 5, 5})),
+                       doctest::Contains("bias of shape [2, 8, 3, 5, 5] has more dimensions"), fiber::Error);
+  CHECK_THROWS_WITH_AS(fiber::attention_softmax(Tensor<float>::scalar(1.f), 1.f), doctest::Contains("at least one dimension"),
+                       fiber::Error);
+}
