@@ -5,7 +5,7 @@
 
 #include "fiber/autograd/var.hpp"
 #include "fiber/ops/linalg.hpp"
-#include "fiber/ops/softmax.hpp"
+#include "fiber/ops/attention_softmax.hpp"
 
 namespace fiber::models {
 
@@ -15,12 +15,8 @@ namespace fiber::models {
 template <class T>
 Var<T> attention(const Var<T>& q, const Var<T>& k, const Var<T>& v, double scale, const Var<T>& bias = {},
                  const Tensor<T>& mask = {}) {
-  Var<T> scores = matmul(q, k.transpose(-1, -2));
-  if (bias.defined() && mask.defined()) scores = scores * T(scale) + bias + mask;
-  else if (bias.defined()) scores = scores * T(scale) + bias;
-  else if (mask.defined()) scores = scores * T(scale) + mask;
-  else scores = scores * T(scale);
-  return matmul(softmax(scores, -1), v);
+  // Scale, bias, mask and softmax in one pass over the scores.
+  return matmul(attention_softmax(matmul(q, k.transpose(-1, -2)), T(scale), bias, mask), v);
 }
 
 // x: [B, L, heads * d] -> [B, heads, L, d]

@@ -6,6 +6,7 @@
 
 #include "fiber/nn/layer_norm.hpp"
 #include "fiber/nn/linear.hpp"
+#include "fiber/ops/linear_gelu.hpp"
 
 namespace fiber::models {
 
@@ -36,7 +37,7 @@ struct MlmHead {
       : transform(hidden, hidden), norm(hidden, eps), decoder(hidden, vocab, false), bias(nn::make_parameter<T>({vocab})) {}
 
   Var<T> operator()(const Var<T>& x) const {
-    return linear(norm(Var<T>(gelu(transform(x)))), decoder.weight, bias);
+    return linear(norm(linear_gelu(x, transform.weight, transform.bias)), decoder.weight, bias);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) {

@@ -1,40 +1,24 @@
 #pragma once
-// The model's residual connections with stochastic depth, and the cyclic shift of Swin's
-// shifted windows.
-#include <cstdint>
-
+// The model's dropout and residual connections with stochastic depth, active in training only.
 #include "fiber/autograd/var.hpp"
-#include "fiber/core/error.hpp"
 #include "fiber/nn/context.hpp"
-#include "fiber/ops/join.hpp"
+#include "fiber/ops/dropout.hpp"
 
 namespace fiber::models {
 
 // x + DropPath(branch): in training each sample's branch is dropped with probability p and the
-// kept ones scaled by 1 / (1 - p); in evaluation x + branch.
+// kept ones scaled by 1 / (1 - p) (timm's DropPath); in evaluation x + branch.
 template <class T>
 Var<T> residual_add(const Var<T>& x, const Var<T>& branch, double p, const nn::ForwardContext<T>& ctx) {
-  FIBER_CHECK(!(ctx.training && p > 0), "drop path in training is not available yet");
-  return Var<T>(x + branch);
+  if (!ctx.training || p == 0) return Var<T>(x + branch);
+  return Var<T>(x + drop_path(branch, p, true, ctx.generator()));
 }
 
 // Dropout with probability p in training, the identity in evaluation.
 template <class T>
 Var<T> dropout(const Var<T>& x, double p, const nn::ForwardContext<T>& ctx) {
-  FIBER_CHECK(!(ctx.training && p > 0), "dropout in training is not available yet");
-  return x;
-}
-
-// x: [B, H, W, C] rolled by `shift` along H and W (torch.roll(x, (shift, shift), (1, 2))).
-template <class T>
-Var<T> cyclic_shift(const Var<T>& x, std::int64_t shift) {
-  Var<T> y = x;
-  for (int axis = 1; axis <= 2; ++axis) {
-    const std::int64_t n = y.size(axis), s = ((shift % n) + n) % n;
-    if (s == 0) continue;
-    y = concat({y.narrow(axis, n - s, s), y.narrow(axis, 0, n - s)}, axis);
-  }
-  return y;
+  if (!ctx.training || p == 0) return x;
+  return fiber::dropout(x, p, true, ctx.generator());
 }
 
 }  // namespace fiber::models

@@ -15,6 +15,7 @@
 #include "fiber/nn/embedding.hpp"
 #include "fiber/nn/layer_norm.hpp"
 #include "fiber/nn/linear.hpp"
+#include "fiber/ops/linear_gelu.hpp"
 
 namespace fiber::models {
 
@@ -137,7 +138,7 @@ struct RobertaLayer {
       a = Var<T>(alpha_t2i * c + a);
     }
     const Var<T> h = attention.LayerNorm(Var<T>(a + x));
-    Var<T> out = dropout(output(Var<T>(gelu(intermediate(h)))), dropout_p, ctx);
+    Var<T> out = dropout(output(linear_gelu(h, intermediate.weight, intermediate.bias)), dropout_p, ctx);
     out = Var<T>(out + h);
     return last_norm ? output_norm(out) : out;
   }

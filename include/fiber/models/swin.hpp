@@ -17,6 +17,8 @@
 #include "fiber/nn/linear.hpp"
 #include "fiber/ops/conv.hpp"
 #include "fiber/ops/index.hpp"
+#include "fiber/ops/linear_gelu.hpp"
+#include "fiber/ops/roll.hpp"
 
 namespace fiber::models {
 
@@ -157,12 +159,12 @@ struct SwinBlock {
     const std::int64_t B = x.size(0), L = x.size(1), C = x.size(2);
     FIBER_CHECK(L == side * side, "Swin block: ", L, " tokens for a ", side, "x", side, " map");
     Var<T> h = norm1(x).reshape({B, side, side, C});
-    if (shift > 0) h = cyclic_shift(h, -shift);
+    if (shift > 0) h = roll(h, {-shift, -shift}, {1, 2});
     Var<T> windows = attn(window_partition(h, window), attn_mask, text, B, ctx);
     h = window_reverse(windows, window, side, side);
-    if (shift > 0) h = cyclic_shift(h, shift);
+    if (shift > 0) h = roll(h, {shift, shift}, {1, 2});
     const Var<T> y = residual_add(x, h.reshape({B, L, C}), drop_path, ctx);
-    return residual_add(y, fc2(Var<T>(gelu(fc1(norm2(y))))), drop_path, ctx);
+    return residual_add(y, fc2(linear_gelu(norm2(y), fc1.weight, fc1.bias)), drop_path, ctx);
   }
 
   template <class F>

@@ -110,9 +110,10 @@ Var<T> attention_softmax(const Var<T>& scores, std::type_identity_t<T> scale, co
                          const std::type_identity_t<Tensor<T>>& mask = {}) {
   const bool has_bias = bias.defined();
   Tensor<T> y = detail::attention_softmax_forward(scores.value(), scale, has_bias ? bias.value() : Tensor<T>(), mask);
-  auto backward = [y, scale, bias_shape = has_bias ? bias.shape() : Shape{}, has_bias](const Tensor<T>& g, GradNeeds needs) {
+  if (!needs_graph(scores, bias)) return Var<T>(std::move(y));
+  auto backward = [ys = save_for_backward(y), scale, bias_shape = has_bias ? bias.shape() : Shape{}, has_bias](const Tensor<T>& g, GradNeeds needs) {
     std::vector<Tensor<T>> grads(has_bias ? 2 : 1);
-    Tensor<T> gz = detail::attention_softmax_backward(y, g);
+    Tensor<T> gz = detail::attention_softmax_backward(ys.get(), g);
     if (has_bias && needs[1]) grads[1] = sum_to_shape<T>(as_expr(gz), bias_shape);
     if (needs[0]) grads[0] = gz.assign(as_expr(gz) * scale);  // in place: same layout
     return grads;

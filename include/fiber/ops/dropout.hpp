@@ -78,6 +78,7 @@ Var<T> dropout(const Var<T>& x, double p, bool training, Generator& gen) {
   if (!training || p == 0.0) return x;
   const std::uint64_t seed = gen.seed(), offset = gen.offset();
   Tensor<T> out = dropout(x.value(), p, training, gen);
+  if (!needs_graph(x)) return Var<T>(std::move(out));
   return record("dropout", out, {&x}, [seed, offset, p](const Tensor<T>& g, GradNeeds) {
     const Tensor<T> gc = g.contiguous();
     Tensor<T> gx = Tensor<T>::empty(g.shape());

@@ -84,8 +84,13 @@ Var<T> linear_gelu(const Var<T>& x, const Var<T>& weight, const std::type_identi
     pre = Tensor<T>::empty(s);
   }
   Tensor<T> out = detail::linear_gelu_forward(x.value(), weight.value(), has_bias ? bias.value() : Tensor<T>(), pre);
-  auto backward = [xv = x.value(), wv = weight.value(), pre, has_bias](const Tensor<T>& g, GradNeeds needs) {
+  if (!recording) return Var<T>(std::move(out));
+  // pre is the node's own scratch; x and the weight are the caller's and are version-checked.
+  auto backward = [xs = save_for_backward(x.value()), ws = save_for_backward(weight.value()), pre,
+                   has_bias](const Tensor<T>& g, GradNeeds needs) {
     std::vector<Tensor<T>> grads(has_bias ? 3 : 2);
+    const Tensor<T>& xv = xs.get();
+    const Tensor<T>& wv = ws.get();
     const std::int64_t in = wv.size(1), out_features = wv.size(0);
     const std::int64_t rows = detail::leading_rows(g.shape());
     const Tensor<T> gpre = as_expr(g) * ops::Gelu::d(as_expr(pre));           // d pre = g * gelu'(pre)

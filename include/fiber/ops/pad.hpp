@@ -69,6 +69,7 @@ Tensor<T> pad(const Tensor<T>& x, std::initializer_list<std::int64_t> pads, std:
 template <class T>
 Var<T> pad(const Var<T>& x, std::span<const std::int64_t> pads, std::type_identity_t<T> value = T(0)) {
   Tensor<T> out = pad(x.value(), pads, value);
+  if (!needs_graph(x)) return Var<T>(std::move(out));
   return record("pad", out, {&x}, [p = detail::plan_pad(x.shape(), pads), in = x.shape()](const Tensor<T>& g, GradNeeds) {
     Tensor<T> gx = Tensor<T>::zeros(in);
     if (p.length.numel() > 0)

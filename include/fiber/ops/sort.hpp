@@ -127,8 +127,10 @@ template <class T>
 ValuesIndices<Var<T>> sort(const Var<T>& x, int axis = -1, bool descending = false) {
   auto r = sort(x.value(), axis, descending);
   axis = x.shape().axis(axis, "sort");
-  Var<T> v = record("sort", r.values, {&x}, [in = x.shape(), idx = r.indices, axis](const Tensor<T>& g, GradNeeds) {
-    return std::vector<Tensor<T>>{detail::scatter_to_indices(in, g, idx, axis)};
+  if (!needs_graph(x)) return {Var<T>(std::move(r.values)), r.indices};
+  // The indices are the caller's too: saved with their version.
+  Var<T> v = record("sort", r.values, {&x}, [in = x.shape(), idx = save_for_backward(r.indices), axis](const Tensor<T>& g, GradNeeds) {
+    return std::vector<Tensor<T>>{detail::scatter_to_indices(in, g, idx.get(), axis)};
   });
   return {v, r.indices};
 }
@@ -137,8 +139,10 @@ template <class T>
 ValuesIndices<Var<T>> topk(const Var<T>& x, std::int64_t k, int axis = -1, bool largest = true) {
   auto r = topk(x.value(), k, axis, largest);
   axis = x.shape().axis(axis, "topk");
-  Var<T> v = record("topk", r.values, {&x}, [in = x.shape(), idx = r.indices, axis](const Tensor<T>& g, GradNeeds) {
-    return std::vector<Tensor<T>>{detail::scatter_to_indices(in, g, idx, axis)};
+  if (!needs_graph(x)) return {Var<T>(std::move(r.values)), r.indices};
+  // The indices are the caller's too: saved with their version.
+  Var<T> v = record("topk", r.values, {&x}, [in = x.shape(), idx = save_for_backward(r.indices), axis](const Tensor<T>& g, GradNeeds) {
+    return std::vector<Tensor<T>>{detail::scatter_to_indices(in, g, idx.get(), axis)};
   });
   return {v, r.indices};
 }
