@@ -319,6 +319,13 @@ TEST_CASE("backbones: every tensor of timm / Microsoft Swin and transformers RoB
     CHECK(from_file.count("text_transformer.encoder.layer.6.crossattention_t2i.self.query.weight") == 0);
     CHECK(max_diff(v.at("rank_output.weight"), v.at("itm_score.fc.weight").narrow(0, 1, 1)) == 0.0);
 
+    // fiber init's order (backbones, then the rest) gives the same values.
+    auto* cli = new Tiny;
+    models::init_from_backbones(*cli, swin, roberta, 5);
+    const auto cv = values_of(*cli);
+    for (const auto& [key, t] : v) CHECK_MESSAGE(max_diff(t, cv.at(key)) == 0.0, key);
+    delete cli;
+
     // What is saved loads strictly into a fresh model with the same values.
     const auto path = temp_file("out.safetensors");
     nn::save_safetensors<float>(*m, path);

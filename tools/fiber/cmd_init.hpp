@@ -13,7 +13,6 @@
 #include "command.hpp"
 #include "fiber/io/open_checkpoint.hpp"
 #include "fiber/models/coarse_backbones.hpp"
-#include "fiber/models/coarse_init.hpp"
 
 namespace fiber::cli {
 
@@ -23,8 +22,7 @@ int init_coarse_from_backbones(const std::string& swin, const std::string& rober
   const io::Checkpoint swin_ck = io::open_checkpoint(swin);
   const io::Checkpoint roberta_ck = io::open_checkpoint(roberta);
   auto model = std::make_unique<models::FiberCoarse<float, C>>();
-  models::init_coarse(*model, seed);
-  const models::BackboneReport r = models::load_backbones(*model, swin_ck, roberta_ck);
+  const models::BackboneReport r = models::init_from_backbones(*model, swin_ck, roberta_ck, seed);
   nn::save_safetensors<float>(*model, out,
                               {{"format", "pt"},
                                {"fiber.model", name},

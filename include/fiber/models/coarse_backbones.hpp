@@ -26,11 +26,13 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "fiber/core/error.hpp"
 #include "fiber/io/checkpoint.hpp"
+#include "fiber/models/coarse_init.hpp"
 #include "fiber/models/fiber_coarse.hpp"
 #include "fiber/models/position_resize.hpp"
 #include "fiber/nn/state_dict.hpp"
@@ -179,10 +181,21 @@ BackboneReport load_backbones(FiberCoarse<T, C>& model, const io::Checkpoint& sw
     const std::string key = m.substr(0, m.find(':'));
     problems.mismatched.push_back(file_name.count(key) ? file_name[key] + " -> " + m : m);
   }
-  if (!problems.ok())
+  if (!problems.ok()) {
+    // The usual cause first: a backbone of another size (Swin-L, BERT-large, a tiny test file).
+    std::string sizes;
+    const auto& embed = swin.info("patch_embed.proj.weight").shape;
+    if (!embed.empty() && embed[0] != C.swin.embed_dim)
+      sizes += "\n  the Swin has embed_dim " + std::to_string(embed[0]) + ", this model " + std::to_string(C.swin.embed_dim);
+    const std::string words = report.roberta_prefixed ? "roberta.embeddings.word_embeddings.weight" : "embeddings.word_embeddings.weight";
+    const auto& table = roberta.info(words).shape;
+    if (table.size() == 2 && (table[0] != C.text.vocab_size || table[1] != C.text.hidden))
+      sizes += "\n  the RoBERTa has " + std::to_string(table[0]) + " tokens of width " + std::to_string(table[1]) +
+               ", this model " + std::to_string(C.text.vocab_size) + " of width " + std::to_string(C.text.hidden);
     fail("the backbones do not fit the FIBER coarse model (", swin.file(), ": Swin, ", swin_layout_name(report.swin_layout),
-         " layout; ", roberta.file(), ": RoBERTa", report.roberta_prefixed ? " with the 'roberta.' prefix" : "", ")",
+         " layout; ", roberta.file(), ": RoBERTa", report.roberta_prefixed ? " with the 'roberta.' prefix" : "", ")", sizes,
          problems.describe());
+  }
   report.adapted = loaded.adapted;
   // Tensors read per backbone: model keys (not derived buffers) that a file provided.
   std::int64_t swin_n = 0, roberta_n = 0;
@@ -192,6 +205,19 @@ BackboneReport load_backbones(FiberCoarse<T, C>& model, const io::Checkpoint& sw
   });
   report.swin_loaded = swin_n;
   report.roberta_loaded = roberta_n;
+  return report;
+}
+
+// What `fiber init coarse` does: the backbones into `model`, then every parameter they do not
+// provide initialised from `seed`. The same values as init_coarse(model, seed) followed by
+// load_backbones (each parameter has its own stream), but a file that does not fit fails before
+// anything is drawn.
+template <class T, FiberCoarseConfig C>
+BackboneReport init_from_backbones(FiberCoarse<T, C>& model, const io::Checkpoint& swin, const io::Checkpoint& roberta,
+                                   std::uint64_t seed) {
+  BackboneReport report = load_backbones(model, swin, roberta);
+  const std::unordered_set<std::string> rest(report.initialised.begin(), report.initialised.end());
+  init_coarse(model, seed, [&](std::string_view key) { return rest.count(std::string(key)) != 0; });
   return report;
 }
 
