@@ -19,6 +19,7 @@
 
 #include "fiber/models/coarse_config.hpp"
 #include "fiber/models/coarse_heads.hpp"
+#include "fiber/models/position_resize.hpp"
 #include "fiber/models/roberta.hpp"
 #include "fiber/models/swin.hpp"
 #include "fiber/nn/state_dict.hpp"
@@ -184,6 +185,9 @@ struct FiberCoarse {
     nn::LoadOptions<T> o;
     o.strict = strict;
     o.ignore = is_queue_key;
+    // A checkpoint of another resolution (384 <-> 576): its relative-position tables are resized
+    // bicubically, as the official swin_adapt_position_encoding.
+    o.adapt = relative_position_table_adapter<T>();
     return o;
   }
 
