@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -58,6 +59,14 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+int to_int(const std::string& option, const std::string& text) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  FIBER_CHECK(!text.empty() && *end == '\0' && v >= 0 && v <= 100000, "bench_coarse: ", option, " expects a count, got '",
+              text, "'");
+  return int(v);
+}
+
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -66,14 +75,16 @@ Options parse(int argc, char** argv) {
       FIBER_CHECK(i + 1 < argc, "bench_coarse: ", a, " needs a value");
       return argv[++i];
     };
-    if (a == "--torch") o.python = argv[i + 1 < argc ? ++i : i];
-    else if (a == "--threads") o.threads = std::stoi(value());
+    if (a == "--torch") {
+      FIBER_CHECK(i + 1 < argc, "bench_coarse: --torch needs a value");
+      o.python = argv[++i];
+    } else if (a == "--threads") o.threads = to_int(a, value());
     else if (a == "--cells") o.cells = split(value());
     else if (a == "--batches") {
       o.batches.clear();
-      for (const auto& b : split(value())) o.batches.push_back(std::stoi(b));
-    } else if (a == "--repeats") o.repeats = std::stoi(value());
-    else if (a == "--warmup") o.warmup = std::stoi(value());
+      for (const auto& b : split(value())) o.batches.push_back(std::max(1, to_int(a, b)));
+    } else if (a == "--repeats") o.repeats = to_int(a, value());
+    else if (a == "--warmup") o.warmup = to_int(a, value());
     else if (a == "--no-ort") o.ort = false;
     else if (a == "--no-breakdown") o.breakdown = false;
     else {
@@ -332,36 +343,10 @@ Row text_layer_row(const Model& m, const Var<float>& x, const Tensor<float>& ext
   return r;
 }
 
+// image_total / text_total: the cell's measured time (0 when the cell was not run: no table).
 void print_breakdown(const Model& m, int batch, double image_total, double text_total, int reps) {
   Generator gen(11);
   const Inputs in = make_inputs(batch, gen);
-  std::vector<Row> rows;
-  auto whole = [&](const std::string& name, auto&& f) {
-    Row r;
-    r.name = name;
-    r.total = time_it(f, reps, 1).median;
-    rows.push_back(r);
-  };
-  // The stage inputs, computed once.
-  Var<float> x = m.vit_model.patch_embed(in.images);
-  whole("patch embed (conv + norm)", [&] { (void)m.vit_model.patch_embed(in.images); });
-  for (int s = 0; s < 4; ++s) {
-    for (int b = 0; b < std::min(2, C.swin.depths[s]); ++b) {
-      rows.push_back(swin_block_row(m, s, b, x, reps));
-      x = m.image_block(s, b, x, {}, "");
-    }
-    for (int b = 2; b < C.swin.depths[s]; ++b) x = m.image_block(s, b, x, {}, "");
-    if (s < 3) {
-      const Var<float> xin = x;
-      whole("stage " + std::to_string(s + 1) + " patch merging", [&] { (void)m.downsample(s, xin, {}, ""); });
-      x = m.downsample(s, x, {}, "");
-    }
-  }
-  whole("norm + ITC head", [&] {
-    const Var<float> y = m.vit_model.norm(x);
-    (void)models::l2_normalize(m.cross_modal_image_pooler_itc(mean(m.cross_modal_image_transform_itc(y), {1})));
-  });
-
   auto table = [&](const char* title, const std::vector<Row>& rs, double measured) {
     std::printf("\n%s, batch %d: ms per pass (piece time x count)\n", title, batch);
     std::printf("%-28s %5s %9s", "piece", "count", "whole");
@@ -393,20 +378,49 @@ void print_breakdown(const Model& m, int batch, double image_total, double text_
     for (int c = 0; c < ncat; ++c) std::printf(" %8.0f%%", 100 * sum_cat[c] / split_total);
     std::printf("\nwhole pass measured: %.2f ms (the sum of pieces run alone is %.0f%% of it)\n", 1e3 * measured,
                 100 * sum_total / measured);
+    std::fflush(stdout);
   };
-  table("Image path (image_embedding)", rows, image_total);
 
-  std::vector<Row> trows;
-  const Tensor<float> ext = models::extended_attention_mask<float>(in.mask);
-  const Var<float> te = m.text_transformer.embeddings(in.ids, {});
-  {
+  if (text_total > 0) {
+    std::vector<Row> trows;
+    const Tensor<float> ext = models::extended_attention_mask<float>(in.mask);
+    const Var<float> te = m.text_transformer.embeddings(in.ids, {});
     Row r;
     r.name = "embeddings";
     r.total = time_it([&] { (void)m.text_transformer.embeddings(in.ids, {}); }, reps, 1).median;
     trows.push_back(r);
+    trows.push_back(text_layer_row(m, te, ext, reps));
+    table("Text path (text_embedding)", trows, text_total);
   }
-  trows.push_back(text_layer_row(m, te, ext, reps));
-  table("Text path (text_embedding)", trows, text_total);
+  if (image_total <= 0) return;
+  std::vector<Row> rows;
+  auto whole = [&](const std::string& name, auto&& f) {
+    Row r;
+    r.name = name;
+    r.total = time_it(f, reps, 1).median;
+    rows.push_back(r);
+  };
+  // The stage inputs, computed once.
+  Var<float> x = m.vit_model.patch_embed(in.images);
+  whole("patch embed (conv + norm)", [&] { (void)m.vit_model.patch_embed(in.images); });
+  for (int s = 0; s < 4; ++s) {
+    for (int b = 0; b < std::min(2, C.swin.depths[s]); ++b) {
+      rows.push_back(swin_block_row(m, s, b, x, reps));
+      x = m.image_block(s, b, x, {}, "");
+    }
+    for (int b = 2; b < C.swin.depths[s]; ++b) x = m.image_block(s, b, x, {}, "");
+    if (s < 3) {
+      const Var<float> xin = x;
+      whole("stage " + std::to_string(s + 1) + " patch merging", [&] { (void)m.downsample(s, xin, {}, ""); });
+      x = m.downsample(s, x, {}, "");
+    }
+  }
+  whole("norm + ITC head", [&] {
+    const Var<float> y = m.vit_model.norm(x);
+    (void)models::l2_normalize(m.cross_modal_image_pooler_itc(mean(m.cross_modal_image_transform_itc(y), {1})));
+  });
+
+  table("Image path (image_embedding)", rows, image_total);
 }
 }  // namespace
 
@@ -414,8 +428,6 @@ int main(int argc, char** argv) try {
   const Options o = parse(argc, argv);
   if (o.threads > 0) set_num_threads(o.threads);
   std::printf("CPU: %s, threads: %d, SIMD: %s\n", bench::cpu_name().c_str(), num_threads(), xsimd::default_arch::name());
-  const double peak = bench::measured_fma_peak_gflops(num_threads());
-  std::printf("measured FMA peak (%d threads): %.1f GFLOP/s\n", num_threads(), peak);
   std::printf("FIBER-B coarse, %dx%d images, %lld text tokens, float32, median of %d after %d warm-up\n",
               C.swin.image_size, C.swin.image_size, (long long)text_len, o.repeats, o.warmup);
   std::fflush(stdout);
@@ -423,6 +435,9 @@ int main(int argc, char** argv) try {
   // The reference first (its models are freed when it exits), then ours.
   const Reference ref = o.python ? run_reference(o) : Reference{};
 
+  // The peak measured right before our timings (after the reference has exited).
+  const double peak = bench::measured_fma_peak_gflops(num_threads());
+  std::printf("measured FMA peak (%d threads): %.1f GFLOP/s\n", num_threads(), peak);
   Model model;
   randomize(model, 1);
   NoGrad guard;
@@ -487,7 +502,7 @@ int main(int argc, char** argv) try {
     print_breakdown(model, b, image_total, text_total, std::max(3, o.repeats));
   }
   return 0;
-} catch (const Error& e) {
-  std::fprintf(stderr, "bench_coarse: %s\n", e.what());
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "error: %s\n", e.what());
   return 1;
 }
