@@ -26,6 +26,12 @@ inline CheckpointFormat detect_format(const ByteSource& source) {
   const std::size_t n = source.size();
   if (n >= 4 && p[0] == 'P' && p[1] == 'K' && ((p[2] == 3 && p[3] == 4) || (p[2] == 5 && p[3] == 6)))
     return CheckpointFormat::torch_zip;
+  // Before the legacy check: a header length such as 0x280 begins with the byte 0x80 a pickle does.
+  if (n >= 9) {
+    std::uint64_t header = 0;
+    std::memcpy(&header, p, 8);
+    if (p[8] == '{' && header >= 2 && header <= n - 8) return CheckpointFormat::safetensors;
+  }
   const bool pickle = n >= 2 && p[0] == 0x80 && p[1] <= 5;
   const bool tar = n >= 262 && std::memcmp(p + 257, "ustar", 5) == 0;
   if (pickle || tar)
