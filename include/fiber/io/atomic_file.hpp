@@ -128,6 +128,17 @@ inline void unregister_temporary(int& slot) {
   slot = -1;
 }
 
+// ".NAME.tmp.<suffix>" beside `target`.
+inline std::string hidden_name(const std::filesystem::path& target, const std::string& suffix) {
+  std::filesystem::path dir = target.parent_path();
+  if (dir.empty()) dir = ".";
+  std::string name(1, '.');  // (appended, not "." + string: GCC 12 warns falsely about that)
+  name += target.filename().string();
+  name += ".tmp.";
+  name += suffix;
+  return (dir / name).string();
+}
+
 // ".NAME.tmp.XXXXXX" beside `target`, with a suffix unlikely to be in use.
 inline std::string temporary_name(const std::filesystem::path& target, unsigned attempt) {
   static std::atomic<unsigned> counter{0};
@@ -139,9 +150,7 @@ inline std::string temporary_name(const std::filesystem::path& target, unsigned 
     x = x * 6364136223846793005ULL + 1442695040888963407ULL;
     suffix += alphabet[(x >> 33) % 62];
   }
-  std::filesystem::path dir = target.parent_path();
-  if (dir.empty()) dir = ".";
-  return (dir / ("." + target.filename().string() + ".tmp." + suffix)).string();
+  return hidden_name(target, suffix);
 }
 
 }  // namespace atomic_detail
@@ -165,7 +174,7 @@ class AtomicFile {
     }
 #endif
     (void)mode;
-    std::string pattern = (dir / ("." + target_.filename().string() + ".tmp.XXXXXX")).string();
+    const std::string pattern = atomic_detail::hidden_name(target_, "XXXXXX");
     std::vector<char> name(pattern.begin(), pattern.end());
     name.push_back('\0');
     fd_ = ::mkstemp(name.data());
