@@ -142,21 +142,24 @@ TEST_CASE("writer errors and atomicity") {
 }
 
 TEST_CASE("writing is linear in the number of tensors (issue 14, item 8)") {
-  // 200k scalars: the header used to be built in an ordered_json, whose insertion is a linear
-  // search, so this took 40 s; linear assembly takes well under a second.
-  const std::size_t n = 200'000;
-  std::vector<io::NamedBuffer> buffers(n);
-  const float zero = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    buffers[i] = {"layer." + std::to_string(i) + ".weight", DType::f32, {}, std::as_bytes(std::span(&zero, 1))};
+  // The header used to be built in an ordered_json, whose insertion is a linear search: 50k
+  // tensors took 2.1 s and 200k 41.6 s (x20 for x4). Timed as a ratio, so a busy machine does
+  // not fail it: linear gives about x4.
   const auto path = std::filesystem::temp_directory_path() / ("fiber_test_many_" + std::to_string(::getpid()) + ".safetensors");
-  const auto start = std::chrono::steady_clock::now();
-  io::write_safetensors(path, std::span<const io::NamedBuffer>(buffers));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  MESSAGE("200k tensors written in " << seconds << " s");
-  CHECK(seconds < 15);  // O(n^2) took 40 s
+  const float zero = 0;
+  const auto seconds_for = [&](std::size_t n) {
+    std::vector<io::NamedBuffer> buffers(n);
+    for (std::size_t i = 0; i < n; ++i)
+      buffers[i] = {"layer." + std::to_string(i) + ".weight", DType::f32, {}, std::as_bytes(std::span(&zero, 1))};
+    const auto start = std::chrono::steady_clock::now();
+    io::write_safetensors(path, std::span<const io::NamedBuffer>(buffers));
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  const double small = seconds_for(50'000), large = seconds_for(200'000);
+  MESSAGE("50k tensors written in " << small << " s, 200k in " << large << " s");
+  CHECK(large < 8 * small + 0.5);
   const auto ck = io::open_checkpoint(path);
-  CHECK(ck.size() == n);
-  CHECK(ck.names()[n - 1] == "layer.199999.weight");
+  CHECK(ck.size() == 200'000);
+  CHECK(ck.names()[199'999] == "layer.199999.weight");
   std::filesystem::remove(path);
 }
