@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   ca-certificates cmake make g++ git pkg-config ccache
   libeigen3-dev libxsimd-dev xtl-dev doctest-dev libcli11-dev
-  libopenblas-dev nlohmann-json3-dev
+  libopenblas-dev nlohmann-json3-dev libre2-dev
   libspng-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev
 )
 if [[ "${1:-}" == "--fuzz" ]]; then packages+=(clang libclang-rt-14-dev); fi

@@ -52,7 +52,13 @@ std::vector<Case> safetensors_cases() {
       {"header length past the end", [] { return safetensors("{}", 10, 100); },
        "bad.file: safetensors header length 100 runs past the end of the file (20 bytes)", true},
       {"absurd header length", [] { return safetensors("{}", 0, std::uint64_t(1) << 62); },
-       "bad.file: safetensors header length 4611686018427387904 exceeds the limit", true},
+       "bad.file: safetensors header length 4611686018427387904 runs past the end of the file (10 bytes)", true},
+      {"header above the limit", [] { return safetensors("{}", 0); },
+       "bad.file: safetensors header length 2 exceeds the limit of 1 bytes", true, [] {
+         io::OpenOptions o;
+         o.max_header_bytes = 1;
+         return o;
+       }()},
       {"header is not JSON", [] { return safetensors("{\"w\": [1, 2", 0); }, "bad.file: safetensors header is not valid JSON"},
       {"header is an array", [] { return safetensors("[1, 2]", 0, 0); }, "safetensors header is a JSON array, expected an object", true},
       {"missing dtype", [] { return safetensors(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", 8); },
@@ -91,12 +97,47 @@ std::vector<Case> safetensors_cases() {
   };
 }
 
+// The 8-byte length `length`, then `rest`.
+Bytes safetensors_raw(std::uint64_t length, const std::string& rest) {
+  Bytes b;
+  put_le(b, length, 8);
+  const Bytes r = to_bytes(rest);
+  b.insert(b.end(), r.begin(), r.end());
+  return b;
+}
+
 // ---- format detection ----------------------------------------------------------------------
 
 std::vector<Case> detection_cases() {
   return {
-      {"empty file", [] { return Bytes(); }, "bad.file: neither a safetensors file nor a PyTorch zip checkpoint (too short)"},
-      {"text file", [] { return to_bytes("hello, this is not a checkpoint\n"); }, "(unknown content)"},
+      {"empty file", [] { return Bytes(); },
+       "bad.file: not a PyTorch zip checkpoint (no \"PK\" signature), and not a valid safetensors file: the file holds 0"
+       " bytes, fewer than the 8-byte header length a safetensors file starts with"},
+      {"text file", [] { return to_bytes("hello, this is not a checkpoint\n"); },
+       "not a valid safetensors file: the header length (first 8 bytes, little-endian) is 8367736964726416744, past the"
+       " end of the file (32 bytes, so at most 24): truncated inside its header, or not a safetensors file"},
+      // What is wrong with it as a safetensors file (issue 14, item 11).
+      {"safetensors header length 0", [] { return safetensors_raw(0, "{}"); },
+       "bad.file: not a PyTorch zip checkpoint (no \"PK\" signature), and not a valid safetensors file: the header"
+       " length (first 8 bytes, little-endian) is 0, too small for a JSON object"},
+      {"safetensors header length 2^63", [] { return safetensors_raw(std::uint64_t(1) << 63, "{}"); },
+       "the header length (first 8 bytes, little-endian) is 9223372036854775808, past the end of the file (10 bytes, so"
+       " at most 2)"},
+      {"safetensors header length past the file", [] { return safetensors_raw(1000, "{\"a\":1}"); },
+       "the header length (first 8 bytes, little-endian) is 1000, past the end of the file (15 bytes, so at most 7)"},
+      {"safetensors header cut short", [] {
+         Bytes b = safetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 0);
+         b.resize(30);
+         return b;
+       }, "is 54, past the end of the file (30 bytes, so at most 22): truncated inside its header"},
+      {"safetensors header is a JSON array", [] { return safetensors("[1, 2]", 0); },
+       "bad.file: safetensors header is a JSON array, expected an object"},
+      {"safetensors header is a JSON string", [] { return safetensors("\"text\"", 0); },
+       "bad.file: safetensors header is a JSON string, expected an object"},
+      {"safetensors header with a BOM", [] { return safetensors("\xef\xbb\xbf{}", 0); },
+       "not a valid safetensors file: its JSON header starts with a UTF-8 byte order mark (EF BB BF)"},
+      {"safetensors header of binary", [] { return safetensors("\x01\x02", 0); },
+       "not a valid safetensors file: its JSON header (2 bytes) starts with byte 0x01, not '{'"},
       {"legacy torch.save format", [] { return read_bytes(checkpoint_fixture("legacy.pt")); },
        "bad.file: legacy PyTorch serialization (a bare pickle, written by torch < 1.6 or with "
        "_use_new_zipfile_serialization=False) is not supported; re-save it in the zip format"},

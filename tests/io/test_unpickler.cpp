@@ -15,13 +15,14 @@ using fiber::test::PickleBuilder;
 namespace {
 
 struct Run {
-  Heap heap{1 << 20, "t.pkl"};
+  explicit Run(std::size_t max_bytes = Heap::default_max_bytes) : heap(1 << 20, "t.pkl", max_bytes) {}
+  Heap heap;
   TorchPickleHooks hooks;
   Value value;
 };
 
 std::unique_ptr<Run> run(const Bytes& bytes, PickleLimits limits = {}) {
-  auto r = std::make_unique<Run>();
+  auto r = std::make_unique<Run>(limits.max_bytes);
   r->value = Unpickler(io::ByteReader(bytes, "t.pkl"), r->heap, r->hooks, limits).run();
   return r;
 }
@@ -135,4 +136,26 @@ TEST_CASE("limits hold against hostile pickles") {
   // A list appended to itself is a cycle: building it is fine (arena, no leak).
   auto cyclic = run(PickleBuilder().op(']').binput(0).binget(0).op('a').stop().bytes());
   CHECK(cyclic->value.node->items[0].node == cyclic->value.node);
+}
+
+TEST_CASE("memory is bounded, not only object counts (issue 14, item 9)") {
+  // Empty lists appended to one list: 2 bytes of pickle each, a node and a slot in memory.
+  PickleBuilder lists;
+  lists.op(']');
+  for (int i = 0; i < 100'000; ++i) lists.op(']').op('a');
+  PickleLimits limits;
+  limits.max_bytes = std::size_t(4) << 20;
+  CHECK_THROWS_WITH_AS(run(lists.stop().bytes(), limits),
+                       doctest::Contains("t.pkl: pickle: its objects would take more than 4 MiB of memory ("), Error);
+  limits.max_bytes = std::size_t(64) << 20;  // the same pickle fits a larger budget
+  CHECK(run(lists.bytes(), limits)->value.node->items.size() == 100'000);
+  // Memo entries and stack slots count too: None memoised under 100k keys.
+  PickleBuilder memo;
+  memo.none();
+  for (int i = 0; i < 100'000; ++i) memo.op('r').le(std::uint64_t(i), 4);
+  limits.max_bytes = std::size_t(2) << 20;
+  CHECK_THROWS_WITH_AS(run(memo.stop().bytes(), limits), doctest::Contains("more than 2 MiB of memory"), Error);
+  PickleBuilder stack;
+  for (int i = 0; i < 100'000; ++i) stack.none();
+  CHECK_THROWS_WITH_AS(run(stack.stop().bytes(), limits), doctest::Contains("more than 2 MiB of memory (0 objects"), Error);
 }

@@ -9,8 +9,10 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "command.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/io/open_checkpoint.hpp"
 
 namespace fiber::cli {
@@ -69,33 +71,41 @@ inline void print_json(const io::Checkpoint& ck) {
   std::cout << (ps.empty() ? "],\n" : "\n  ],\n") << "  \"metadata\": " << dump(metadata) << "\n}\n";
 }
 
+// Names, metadata and placeholder texts come from the file: control characters in them are
+// escaped (fiber::printable), so a name holding "\n" cannot forge rows and escape sequences
+// cannot drive the terminal. (JSON output escapes them by itself.)
 inline void print_text(const io::Checkpoint& ck) {
   std::uint64_t total = 0;
   std::size_t name_width = 4, dtype_width = 5, shape_width = 5;
+  std::vector<std::string> names;
+  names.reserve(ck.infos().size());
   for (const auto& t : ck.infos()) {
     total += t.nbytes();
-    name_width = std::max(name_width, t.name.size());
+    names.push_back(printable(t.name));
+    name_width = std::max(name_width, names.back().size());
     dtype_width = std::max(dtype_width, dtype_name(t.dtype).size());
     shape_width = std::max(shape_width, shape_text(t.shape).size());
   }
-  std::cout << "file:    " << ck.file() << '\n'
+  std::cout << "file:    " << printable(ck.file()) << '\n'
             << "format:  " << io::format_name(ck.format()) << " (" << io::layout_name(ck.layout()) << " layout)\n"
             << "tensors: " << ck.size() << " (" << human_bytes(total) << ")\n";
   std::cout << "  " << std::left << std::setw(int(name_width)) << "name" << "  " << std::setw(int(dtype_width)) << "dtype"
             << "  " << std::setw(int(shape_width)) << "shape" << "  bytes\n";
-  for (const auto& t : ck.infos())
-    std::cout << "  " << std::left << std::setw(int(name_width)) << t.name << "  " << std::setw(int(dtype_width))
+  for (std::size_t i = 0; i < ck.infos().size(); ++i) {
+    const auto& t = ck.infos()[i];
+    std::cout << "  " << std::left << std::setw(int(name_width)) << names[i] << "  " << std::setw(int(dtype_width))
               << dtype_name(t.dtype) << "  " << std::setw(int(shape_width)) << shape_text(t.shape) << "  " << t.nbytes()
               << '\n';
+  }
   if (!ck.placeholders().empty()) {
     std::cout << "placeholders: " << ck.placeholders().size() << " (parts fiber does not interpret)\n";
     for (const auto& p : ck.placeholders())
-      std::cout << "  " << (p.path.empty() ? "<top>" : p.path) << "  " << p.type << (p.note.empty() ? "" : "  (" + p.note + ")")
-                << '\n';
+      std::cout << "  " << (p.path.empty() ? "<top>" : printable(p.path)) << "  " << printable(p.type)
+                << (p.note.empty() ? "" : "  (" + printable(p.note) + ")") << '\n';
   }
   if (!ck.metadata().empty()) {
     std::cout << "metadata:\n";
-    for (const auto& [k, v] : ck.metadata()) std::cout << "  " << k << " = " << v << '\n';
+    for (const auto& [k, v] : ck.metadata()) std::cout << "  " << printable(k) << " = " << printable(v) << '\n';
   }
 }
 

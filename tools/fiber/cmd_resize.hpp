@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "fiber/core/printable.hpp"
+#include "fiber/io/atomic_file.hpp"
 #include "fiber/io/image_decode.hpp"
 #include "fiber/io/png.hpp"
 #include "fiber/io/resize.hpp"
@@ -35,8 +37,9 @@ inline void add_resize_command(CLI::App& app, CommandList& commands) {
   commands.add(sub, [options] {
     std::string extension = std::filesystem::path(options->output).extension().string();
     std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
-    FIBER_CHECK(extension == ".png", "resize: output '", options->output,
+    FIBER_CHECK(extension == ".png", "resize: output '", excerpt(options->output, 200),
                 "' must be a .png file (the output is always written as PNG)");
+    io::check_output_path(options->output, "resize: output");  // before the decoding and resizing
     const io::Image image = io::read_image(options->input);
     const io::ResizeFilter filter = io::parse_resize_filter(options->filter);
     const io::Image resized = io::resize(image, options->width, options->height, filter);

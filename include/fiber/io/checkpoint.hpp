@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/io/byte_source.hpp"
 #include "fiber/io/mapped_file.hpp"
 #include "fiber/io/tensor_record.hpp"
@@ -90,11 +91,12 @@ class Checkpoint {
         mapping_(std::move(mapping)) {
     names_.reserve(tensors_.size());
     for (std::size_t i = 0; i < tensors_.size(); ++i) {
-      FIBER_CHECK(index_.emplace(tensors_[i].name, i).second, file_, ": tensor name '", tensors_[i].name,
+      FIBER_CHECK(index_.emplace(tensors_[i].name, i).second, file_, ": tensor name '", excerpt(tensors_[i].name),
                   "' occurs twice");
       names_.push_back(tensors_[i].name);
     }
-    for (auto& [name, why] : unreadable) unreadable_.emplace(std::move(name), std::move(why));
+    for (const auto& [name, why] : unreadable) unreadable_.emplace(name, why);
+    unreadable_list_ = std::move(unreadable);
   }
 
   CheckpointFormat format() const { return format_; }
@@ -118,6 +120,10 @@ class Checkpoint {
   }
 
   const std::vector<Placeholder>& placeholders() const { return placeholders_; }
+  // State-dict entries that are not tensors fiber can read (complex or quantized tensors, objects
+  // of unknown classes), in file order, with why: names() leaves them out, so a converter must
+  // refuse them or say it drops them.
+  const Unreadable& unreadable() const { return unreadable_list_; }
   // safetensors "__metadata__", or a torch archive's version entries.
   const Metadata& metadata() const { return metadata_; }
 
@@ -132,8 +138,8 @@ class Checkpoint {
     auto it = index_.find(std::string(name));
     if (it != index_.end()) return it->second;
     auto bad = unreadable_.find(std::string(name));
-    if (bad != unreadable_.end()) fail(file_, ": '", name, "' cannot be read: ", bad->second);
-    fail(file_, ": no tensor named '", name, "' (", tensors_.size(), " tensors; `fiber inspect ", file_,
+    if (bad != unreadable_.end()) fail(file_, ": '", excerpt(name), "' cannot be read: ", bad->second);
+    fail(file_, ": no tensor named '", excerpt(name), "' (", tensors_.size(), " tensors; `fiber inspect ", file_,
          "` lists them)");
   }
 
@@ -145,6 +151,7 @@ class Checkpoint {
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<Placeholder> placeholders_;
   std::unordered_map<std::string, std::string> unreadable_;
+  Unreadable unreadable_list_;
   Metadata metadata_;
   std::shared_ptr<const Source> source_;
   std::shared_ptr<const MappedFile> mapping_;

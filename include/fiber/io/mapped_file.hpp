@@ -19,6 +19,7 @@
 #include <string>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/read_file.hpp"
 #include "fiber/io/byte_source.hpp"
 
 namespace fiber::io {
@@ -95,29 +96,18 @@ class MappedFile {
 
  private:
   explicit MappedFile(const std::filesystem::path& path) : path_(path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(path.string(), ": cannot open: ", std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      const int e = errno;
-      ::close(fd);
-      fail(path.string(), ": cannot stat: ", std::strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
-      fail(path.string(), ": not a regular file");
-    }
-    size_ = static_cast<std::size_t>(st.st_size);
+    // Non-blocking open and a type check first: a FIFO given as a checkpoint must not hang us.
+    fiber::detail::RegularFile file = fiber::detail::open_regular_file(path, path.string());
+    const int fd = file.fd;
+    size_ = file.size;
     if (size_ > 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
-        const int e = errno;
-        ::close(fd);
-        fail(path.string(), ": cannot map ", size_, " bytes: ", std::strerror(e));
+        fail(path.string(), ": cannot map ", size_, " bytes: ", std::strerror(errno));
       }
       data_ = static_cast<const std::byte*>(p);
     }
-    fd_ = fd;  // kept for read()
+    fd_ = file.release();  // kept for read()
   }
 
   std::filesystem::path path_;

@@ -18,12 +18,15 @@
 
 namespace fiber::io {
 
-// The format of the bytes in `source`; fiber::Error for anything unsupported.
+// The format of the bytes in `source`; fiber::Error for anything unsupported. A file that is
+// neither format is told what is wrong with it as a safetensors file (the format whose signature
+// is weakest): too short, header length 0 or past the end of the file, a BOM, not JSON.
 inline CheckpointFormat detect_format(const ByteSource& source) {
   const auto* p = reinterpret_cast<const unsigned char*>(source.bytes.data());
   const std::size_t n = source.size();
   if (n >= 4 && p[0] == 'P' && p[1] == 'K' && ((p[2] == 3 && p[3] == 4) || (p[2] == 5 && p[3] == 6)))
     return CheckpointFormat::torch_zip;
+  // Before the legacy check: a header length such as 0x280 begins with the byte 0x80 a pickle does.
   if (n >= 9) {
     std::uint64_t header = 0;
     std::memcpy(&header, p, 8);
@@ -36,8 +39,26 @@ inline CheckpointFormat detect_format(const ByteSource& source) {
          ", written by torch < 1.6 or with _use_new_zipfile_serialization=False) is not supported; re-save it in the"
          " zip format with torch >= 1.6: python -c \"import torch; torch.save(torch.load('OLD', map_location='cpu',"
          " weights_only=False), 'NEW.pth')\"");
-  fail(source.name, ": neither a safetensors file nor a PyTorch zip checkpoint (", n < 9 ? "too short" : "unknown content",
-       ")");
+  const std::string neither = source.name + ": not a PyTorch zip checkpoint (no \"PK\" signature), and not a valid " +
+                              "safetensors file: ";
+  if (n < 8)
+    fail(neither, "the file holds ", n, " bytes, fewer than the 8-byte header length a safetensors file starts with");
+  std::uint64_t header = 0;
+  std::memcpy(&header, p, 8);
+  const std::string length = "the header length (first 8 bytes, little-endian) is " + std::to_string(header);
+  if (header < 2) fail(neither, length, ", too small for a JSON object");
+  if (header > n - 8)
+    fail(neither, length, ", past the end of the file (", n, " bytes, so at most ", n - 8,
+         "): truncated inside its header, or not a safetensors file");
+  if (header >= 3 && p[8] == 0xef && p[9] == 0xbb && p[10] == 0xbf)
+    fail(neither, "its JSON header starts with a UTF-8 byte order mark (EF BB BF); a safetensors header starts"
+                  " with '{'");
+  // '{' is the format; any other start of a JSON value is parsed so the message can say what the
+  // header holds instead ("a JSON array, expected an object", "not valid JSON").
+  if (std::strchr("{[\"-0123456789tfn \t\r\n", p[8]) != nullptr && p[8] != 0) return CheckpointFormat::safetensors;
+  static const char hex[] = "0123456789abcdef";
+  fail(neither, "its JSON header (", header, " bytes) starts with byte 0x", hex[p[8] >> 4], hex[p[8] & 15],
+       ", not '{'");
 }
 
 inline Checkpoint open_checkpoint(ByteSource source, const OpenOptions& options = {}) {

@@ -17,6 +17,7 @@
 
 #include "fiber/core/dtype.hpp"
 #include "fiber/core/error.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/io/byte_reader.hpp"
 #include "fiber/io/checked_size.hpp"
 #include "fiber/io/checkpoint.hpp"
@@ -45,7 +46,7 @@ inline DType dtype_field(const nlohmann::json& v, const std::string& where) {
   for (DType t : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i64, DType::i32, DType::i16, DType::i8,
                   DType::u8, DType::boolean})
     if (dtype_name(t) == name) return t;
-  fail(where, ": field 'dtype': unknown or unsupported dtype '", name,
+  fail(where, ": field 'dtype': unknown or unsupported dtype '", excerpt(name),
        "' (fiber reads F32, F64, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
 }
 
@@ -64,11 +65,15 @@ inline Checkpoint read_safetensors(ByteSource source, const OpenOptions& options
   const std::string& file = source.name;
   ByteReader reader(source.bytes, file);
   const std::uint64_t header_length = reader.u64("safetensors header length");
-  FIBER_CHECK(header_length <= options.max_header_bytes, file, ": safetensors header length ", header_length,
-              " exceeds the limit of ", options.max_header_bytes, " bytes (corrupt, or not a safetensors file)");
   FIBER_CHECK(header_length <= reader.remaining(), file, ": safetensors header length ", header_length,
               " runs past the end of the file (", source.size(), " bytes): truncated or not a safetensors file");
+  FIBER_CHECK(header_length <= options.max_header_bytes, file, ": safetensors header length ", header_length,
+              " exceeds the limit of ", options.max_header_bytes, " bytes (corrupt, or not a safetensors file)");
+  FIBER_CHECK(header_length >= 2, file, ": safetensors header length ", header_length,
+              " is too small for a JSON object");
   const std::string_view text = reader.chars(header_length, "safetensors header");
+  FIBER_CHECK(!text.starts_with("\xef\xbb\xbf"), file, ": the safetensors header starts with a UTF-8 byte order mark"
+              " (EF BB BF); a safetensors header starts with '{'");
   json header;
   try {
     header = json::parse(text.begin(), text.end());
@@ -88,12 +93,12 @@ inline Checkpoint read_safetensors(ByteSource source, const OpenOptions& options
     if (key == "__metadata__") {
       FIBER_CHECK(value.is_object(), file, ": '__metadata__' is a JSON ", value.type_name(), ", expected an object");
       for (const auto& [k, v] : value.items()) {
-        FIBER_CHECK(v.is_string(), file, ": '__metadata__' entry '", k, "' is not a string");
+        FIBER_CHECK(v.is_string(), file, ": '__metadata__' entry '", excerpt(k), "' is not a string");
         metadata.emplace_back(k, v.get<std::string>());
       }
       continue;
     }
-    const std::string where = file + ": tensor '" + key + "'";
+    const std::string where = file + ": tensor '" + excerpt(key) + "'";
     FIBER_CHECK(value.is_object(), where, ": entry is a JSON ", value.type_name(), ", expected an object");
     for (const char* field : {"dtype", "shape", "data_offsets"})
       FIBER_CHECK(value.contains(field), where, ": missing field '", field, "'");
@@ -130,7 +135,7 @@ inline Checkpoint read_safetensors(ByteSource source, const OpenOptions& options
   for (std::size_t i = 1; i < items.size(); ++i)
     FIBER_CHECK(items[i - 1].end <= items[i].begin || items[i - 1].begin == items[i - 1].end ||
                     items[i].begin == items[i].end,
-                file, ": tensors '", items[i - 1].info.name, "' and '", items[i].info.name,
+                file, ": tensors '", excerpt(items[i - 1].info.name), "' and '", excerpt(items[i].info.name),
                 "' overlap in the data section (the header lies)");
 
   std::vector<TensorInfo> infos;

@@ -19,6 +19,7 @@
 
 #include "fiber/core/dtype.hpp"
 #include "fiber/core/error.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/io/atomic_file.hpp"
 #include "fiber/io/checked_size.hpp"
 #include "fiber/io/checkpoint.hpp"
@@ -50,30 +51,42 @@ class SafetensorsWriter {
     const std::string where = file_.target().string();
     std::stable_sort(specs_.begin(), specs_.end(),
                      [](const TensorSpec& a, const TensorSpec& b) { return dtype_size(a.dtype) > dtype_size(b.dtype); });
-    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    // The header is assembled as text, entry by entry: an ordered_json object looks keys up
+    // linearly on insertion, which made writing n tensors take O(n^2) time (200k tensors: 40 s).
+    std::string text = "{";
+    const auto dump = [&](const auto& value) {
+      try {
+        return value.dump();
+      } catch (const nlohmann::json::exception& e) {  // e.g. a name that is not UTF-8
+        fail(where, ": cannot write the header: ", e.what());
+      }
+    };
     if (!metadata.empty()) {
-      auto& m = header["__metadata__"] = nlohmann::ordered_json::object();
+      nlohmann::ordered_json m = nlohmann::ordered_json::object();
       for (const auto& [k, v] : metadata) m[k] = v;
+      text += "\"__metadata__\":" + dump(m);
     }
-    std::unordered_set<std::string> seen;
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(specs_.size());
     std::uint64_t offset = 0;
     for (const TensorSpec& s : specs_) {
       FIBER_CHECK(s.name != "__metadata__", where, ": '__metadata__' cannot be a tensor name");
-      FIBER_CHECK(seen.insert(s.name).second, where, ": tensor name '", s.name, "' given twice");
-      FIBER_CHECK(s.shape.size() <= max_tensor_rank, where, ": tensor '", s.name, "' has rank ", s.shape.size());
-      const std::int64_t numel = checked_numel(s.shape, where, "tensor '" + s.name + "' shape");
-      const std::uint64_t bytes = checked_mul(std::uint64_t(numel), dtype_size(s.dtype), where, "tensor '" + s.name + "'");
+      FIBER_CHECK(seen.insert(s.name).second, where, ": tensor name '", excerpt(s.name), "' given twice");
+      FIBER_CHECK(s.shape.size() <= max_tensor_rank, where, ": tensor '", excerpt(s.name), "' has rank ", s.shape.size());
+      const std::string what = "tensor '" + excerpt(s.name) + "'";
+      const std::int64_t numel = checked_numel(s.shape, where, what + " shape");
+      const std::uint64_t bytes = checked_mul(std::uint64_t(numel), dtype_size(s.dtype), where, what);
       const std::uint64_t end = checked_add(offset, bytes, where, "data size");
-      header[s.name] = {{"dtype", std::string(dtype_name(s.dtype))}, {"shape", s.shape}, {"data_offsets", {offset, end}}};
+      const nlohmann::json entry = {{"dtype", std::string(dtype_name(s.dtype))}, {"shape", s.shape},
+                                    {"data_offsets", {offset, end}}};
+      if (text.size() > 1) text += ',';
+      text += dump(nlohmann::json(s.name));
+      text += ':';
+      text += dump(entry);
       ends_.push_back(end);
       offset = end;
     }
-    std::string text;
-    try {
-      text = header.dump();
-    } catch (const nlohmann::json::exception& e) {  // e.g. a name that is not UTF-8
-      fail(where, ": cannot write the header: ", e.what());
-    }
+    text += '}';
     text.append((8 - text.size() % 8) % 8, ' ');  // data section starts 8-byte aligned
     const std::uint64_t length = text.size();
     file_.write(std::as_bytes(std::span(&length, 1)));

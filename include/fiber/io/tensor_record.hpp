@@ -19,6 +19,7 @@
 
 #include "fiber/core/dtype.hpp"
 #include "fiber/core/error.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/core/half.hpp"
 #include "fiber/core/thread_pool.hpp"
 #include "fiber/io/checked_size.hpp"
@@ -72,7 +73,7 @@ inline std::vector<std::int64_t> contiguous_strides(std::span<const std::int64_t
 // and strides non-negative, sizes without overflow, last element inside the storage. The
 // message names `where` (the file) and the tensor.
 inline void check_view(const TensorInfo& info, std::uint64_t storage_bytes, std::string_view where) {
-  const std::string field = "tensor '" + info.name + "'";
+  const std::string field = "tensor '" + excerpt(info.name) + "'";
   FIBER_CHECK(info.shape.size() <= max_tensor_rank, where, ": ", field, ": rank ", info.shape.size(),
               " exceeds the limit of ", max_tensor_rank);
   FIBER_CHECK(info.strides.size() == info.shape.size(), where, ": ", field, ": ", info.strides.size(),
@@ -256,7 +257,7 @@ struct TensorRecord : TensorInfo {
 
   // The elements' bytes in place: zero-copy, for a contiguous view only.
   std::span<const std::byte> contiguous_bytes() const {
-    FIBER_CHECK(is_contiguous(), source, ": tensor '", name, "' is not contiguous; use copy_to()");
+    FIBER_CHECK(is_contiguous(), source, ": tensor '", excerpt(name), "' is not contiguous; use copy_to()");
     validate();
     return storage.subspan(std::size_t(storage_offset) * dtype_size(dtype), nbytes());
   }
@@ -274,13 +275,13 @@ struct TensorRecord : TensorInfo {
   // into `out` (n = out.size() / dtype_size(to)). Large copies are spread over the thread pool.
   void copy_to(DType to, std::span<std::byte> out, std::int64_t first = 0) const {
     validate();
-    FIBER_CHECK(is_convertible(dtype, to), source, ": tensor '", name, "': cannot convert ", dtype_name(dtype),
+    FIBER_CHECK(is_convertible(dtype, to), source, ": tensor '", excerpt(name), "': cannot convert ", dtype_name(dtype),
                 " to ", dtype_name(to), " (floating to integer or anything but bool to bool)");
     const std::size_t out_size = dtype_size(to);
-    FIBER_CHECK(out.size() % out_size == 0, source, ": tensor '", name, "': output buffer of ", out.size(),
+    FIBER_CHECK(out.size() % out_size == 0, source, ": tensor '", excerpt(name), "': output buffer of ", out.size(),
                 " bytes is not a whole number of ", dtype_name(to), " elements");
     const std::int64_t n = std::int64_t(out.size() / out_size);
-    FIBER_CHECK(first >= 0 && first <= numel() && n <= numel() - first, source, ": tensor '", name,
+    FIBER_CHECK(first >= 0 && first <= numel() && n <= numel() - first, source, ": tensor '", excerpt(name),
                 "': elements [", first, ", ", first, " + ", n, ") are outside its ", numel(), " elements");
     constexpr std::int64_t grain = std::int64_t(1) << 20;
     if (n >= 4 * grain && !in_parallel_region()) {
@@ -307,9 +308,9 @@ struct TensorRecord : TensorInfo {
     try {  // a stride-0 view may describe far more elements than its file holds
       out.resize(static_cast<std::size_t>(numel()));
     } catch (const std::bad_alloc&) {
-      fail(source, ": tensor '", name, "': cannot allocate ", numel(), " elements");
+      fail(source, ": tensor '", excerpt(name), "': cannot allocate ", numel(), " elements");
     } catch (const std::length_error&) {
-      fail(source, ": tensor '", name, "': cannot allocate ", numel(), " elements");
+      fail(source, ": tensor '", excerpt(name), "': cannot allocate ", numel(), " elements");
     }
     copy_to(std::span<T>(out));
     return out;
@@ -348,7 +349,7 @@ struct TensorRecord : TensorInfo {
             const std::int64_t count = std::min(n, inner - j);
             if (!record_detail::convert_run<From, To>(storage.data() + std::size_t(element) * in_size, step, dst,
                                                       count, bad))
-              fail(source, ": tensor '", name, "': value ", bad, " does not fit in ", dtype_name(To));
+              fail(source, ": tensor '", excerpt(name), "': value ", bad, " does not fit in ", dtype_name(To));
             dst += std::size_t(count) * out_size;
             n -= count;
             j = 0;

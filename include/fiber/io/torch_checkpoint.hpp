@@ -9,6 +9,7 @@
 // (maskrcnn_benchmark, "module." stripped), otherwise the object itself. Nested dicts, lists and
 // tuples inside it are flattened with '.' ("layer.0.weight"). Opaque objects anywhere are listed
 // as placeholders; a state-dict entry that is opaque cannot be read and says why.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/io/checked_size.hpp"
 #include "fiber/io/checkpoint.hpp"
 #include "fiber/io/torch_pickle.hpp"
@@ -107,33 +109,94 @@ class Walker {
 
   struct Found {
     std::vector<std::pair<std::string, const Node*>> tensors;  // in first-seen order
-    std::unordered_map<std::string, std::size_t> index;
     std::vector<std::pair<std::string, std::string>> unreadable;
+    std::unordered_map<std::string, std::string> origin;  // flattened name -> Python-style path, for collisions
   };
 
-  void tensors(const Value& v, const std::string& path, std::size_t depth, Found& out) {
+  // `path` is the flattened name ("a.b.0"); `origin` the Python access path it came from
+  // ("['a']['b'][0]"), which tells apart entries that flatten alike.
+  void tensors(const Value& v, const std::string& path, const std::string& origin, std::size_t depth, Found& out) {
     enter(path, depth);
     if (v.kind != Value::Kind::node) return;
     const Node* n = v.node;
     switch (n->kind) {
-      case NodeKind::tensor: {
-        auto [it, fresh] = out.index.emplace(path, out.tensors.size());
-        if (fresh) out.tensors.emplace_back(path, n);
-        else out.tensors[it->second].second = n;  // a repeated dict key: the last value wins, like Python
+      case NodeKind::tensor:
+        claim(path, origin, out);
+        out.tensors.emplace_back(path, n);
         return;
-      }
       case NodeKind::opaque:
+        claim(path, origin, out);
         out.unreadable.emplace_back(path, describe_opaque(n));
         return;
       case NodeKind::dict:
-        for (std::size_t i = 0; i + 1 < n->items.size(); i += 2)
-          tensors(n->items[i + 1], join(path, key_text(n->items[i])), depth + 1, out);
+        for (std::size_t i : distinct_keys(*n))
+          tensors(n->items[i + 1], join(path, key_text(n->items[i])), origin + "[" + key_repr(n->items[i]) + "]",
+                  depth + 1, out);
         return;
       case NodeKind::list: case NodeKind::tuple:
-        for (std::size_t i = 0; i < n->items.size(); ++i) tensors(n->items[i], join(path, std::to_string(i)), depth + 1, out);
+        for (std::size_t i = 0; i < n->items.size(); ++i)
+          tensors(n->items[i], join(path, std::to_string(i)), origin + "[" + std::to_string(i) + "]", depth + 1, out);
         return;
       default: return;
     }
+  }
+
+  // Item indices of a dict's keys as Python sees them: a key given again (equal by Python's ==,
+  // so 1, 1.0 and True are one key) keeps its first position and takes the last value.
+  static std::vector<std::size_t> distinct_keys(const Node& dict) {
+    std::vector<std::size_t> order;
+    std::unordered_map<std::string, std::size_t> at;  // canonical key -> position in order
+    for (std::size_t i = 0; i + 1 < dict.items.size(); i += 2) {
+      auto [it, fresh] = at.emplace(canonical_key(dict.items[i]), order.size());
+      if (fresh) order.push_back(i);
+      else order[it->second] = i;
+    }
+    return order;
+  }
+
+  static std::string canonical_key(const Value& k) {
+    // (built by appending: GCC 12 warns falsely about "x" + std::string)
+    std::string s(1, 'n');
+    switch (k.kind) {
+      case Value::Kind::none: s[0] = 'N'; return s;
+      case Value::Kind::boolean: s += std::to_string(int(k.boolean)); return s;
+      case Value::Kind::integer: s += std::to_string(k.integer); return s;
+      case Value::Kind::floating:
+        if (k.floating > -9.2e18 && k.floating < 9.2e18 && k.floating == double(std::int64_t(k.floating))) {
+          s += std::to_string(std::int64_t(k.floating));
+        } else {
+          s[0] = 'f';
+          s += std::to_string(k.floating);
+        }
+        return s;
+      case Value::Kind::node:
+        if (k.node->kind == NodeKind::string) s[0] = 's', s += k.node->text;
+        else if (k.node->kind == NodeKind::bytes) s[0] = 'b', s += k.node->text;
+        else s[0] = 'p', s += std::to_string(reinterpret_cast<std::uintptr_t>(k.node));
+        return s;
+    }
+    return s;
+  }
+
+  // A key as Python's repr would show it, bounded: 'a.b', 5, b'\x01', <tuple>.
+  static std::string key_repr(const Value& k) {
+    std::string s(1, '\'');  // (appended, not "'" + string: GCC 12 warns falsely about that)
+    if (k.kind == Value::Kind::node && k.node->kind == NodeKind::string) {
+      s += excerpt(k.node->text);
+      s += '\'';
+      return s;
+    }
+    if (k.kind == Value::Kind::node && k.node->kind == NodeKind::bytes) {
+      s.insert(s.begin(), 'b');
+      static const char hex[] = "0123456789abcdef";
+      for (std::size_t i = 0; i < k.node->text.size() && i < 100; ++i) {
+        const auto c = static_cast<unsigned char>(k.node->text[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') s += char(c);
+        else s += std::string("\\x") + hex[c >> 4] + hex[c & 15];
+      }
+      return s + (k.node->text.size() > 100 ? "'..." : "'");
+    }
+    return excerpt(key_text(k));
   }
 
   void placeholders(const Value& v, const std::string& path, std::size_t depth, std::vector<Placeholder>& out) {
@@ -167,6 +230,14 @@ class Walker {
                 path.substr(0, 200), "' (cyclic or corrupt pickle)");
     FIBER_CHECK(++visits_ <= limits_.max_visits, where_, ": the pickled object graph has more than ", limits_.max_visits,
                 " references (shared or cyclic structure)");
+  }
+
+  // Two different entries that flatten to one name would silently lose one tensor: refuse.
+  void claim(const std::string& path, const std::string& origin, Found& out) {
+    auto [it, fresh] = out.origin.emplace(path, origin);
+    FIBER_CHECK(fresh, where_, ": two entries flatten to the same tensor name '", excerpt(path), "': ",
+                it->second.empty() ? "<top>" : it->second, " and ", origin.empty() ? "<top>" : origin,
+                " (nested keys are joined with '.'); rename one of them");
   }
 
   std::string where_;
@@ -240,7 +311,9 @@ inline Checkpoint read_torch_checkpoint(ByteSource source, const OpenOptions& op
               " bytes, above the limit of ", options.max_pickle_bytes);
   const ByteSource pickled = zip->read(*pkl, true);
   const std::string where = file + ": " + pkl->name;
-  pickle::Heap heap(options.pickle.max_nodes, where);
+  const std::size_t memory = options.pickle.max_bytes + std::size_t(std::min<std::uint64_t>(
+                                 pkl->compressed_size, std::uint64_t(1) << 32)) * options.pickle.bytes_per_file_byte;
+  pickle::Heap heap(options.pickle.max_nodes, where, memory);
   pickle::TorchPickleHooks hooks;
   const Value top = pickle::Unpickler(ByteReader(pickled.bytes, where), heap, hooks, options.pickle).run();
 
@@ -274,7 +347,7 @@ inline Checkpoint read_torch_checkpoint(ByteSource source, const OpenOptions& op
                 file, ": the checkpoint holds a ", pickle::kind_name(*root), ", not a state dict");
   }
   Walker::Found found;
-  walker.tensors(*root, "", 0, found);
+  walker.tensors(*root, "", "", 0, found);
 
   std::vector<TensorInfo> infos;
   std::vector<std::string> entries;
@@ -282,11 +355,11 @@ inline Checkpoint read_torch_checkpoint(ByteSource source, const OpenOptions& op
   for (auto& [path, node] : found.tensors) {
     std::string name = path;
     if (layout == CheckpointLayout::maskrcnn_benchmark && name.starts_with("module.")) name.erase(0, 7);
-    FIBER_CHECK(names.emplace(name, infos.size()).second, file, ": two tensors are named '", name,
+    FIBER_CHECK(names.emplace(name, infos.size()).second, file, ": two tensors are named '", excerpt(name),
                 "' after removing the 'module.' prefix");
     const Node* storage = node->storage;
     const std::string entry = prefix + "data/" + storage->text;
-    const std::string what = "tensor '" + name + "'";
+    const std::string what = "tensor '" + excerpt(name) + "'";
     const ZipEntry* e = zip->find(entry);
     FIBER_CHECK(e, file, ": ", what, ": its storage '", entry, "' is missing from the archive");
     const std::uint64_t expected = checked_mul(std::uint64_t(storage->numel), dtype_size(storage->dtype), file,

@@ -26,6 +26,13 @@ struct PickleLimits {
   std::size_t max_items = std::size_t(1) << 25;   // container elements, all containers together
   std::size_t max_depth = 100;                    // nesting depth walkers accept
   std::size_t max_visits = std::size_t(1) << 24;  // nodes walkers visit (shared references count each time)
+  // Memory the unpickled objects and the machine's stack and memo may take (approximate, see
+  // Heap). A torch checkpoint's pickle may take this much plus `bytes_per_file_byte` times the
+  // size of its data.pkl in the file (compressed): a genuine pickle needs ~25 bytes of memory
+  // per byte (3.3 KB per tensor), so large checkpoints fit, while a small file, however well it
+  // deflates, is refused at about max_bytes.
+  std::size_t max_bytes = Heap::default_max_bytes;
+  std::size_t bytes_per_file_byte = 64;
 };
 
 // Where an opcode is, for messages: "<file>: <entry> offset N".
@@ -126,6 +133,10 @@ class Unpickler {
   std::size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }
   void push(Value v) {
     if (stack_.size() >= limits_.max_stack) error("(any)", "stack exceeds ", limits_.max_stack, " values");
+    if (stack_.size() == stack_high_) {  // the stack's memory is charged at its high-water mark
+      heap_.charge(sizeof(Value));
+      ++stack_high_;
+    }
     stack_.push_back(v);
   }
   Value pop(std::string_view op) {
@@ -150,6 +161,7 @@ class Unpickler {
   void count_items(std::size_t n) {
     items_ += n;
     if (items_ > limits_.max_items) error("(any)", "containers hold more than ", limits_.max_items, " elements in total");
+    heap_.charge(n * sizeof(Value));
   }
   Node* make_sequence(NodeKind kind, std::vector<Value> items) {
     count_items(items.size());
@@ -159,7 +171,9 @@ class Unpickler {
   }
   void memo_put(std::uint64_t key, std::string_view op) {
     if (memo_.size() >= limits_.max_memo && !memo_.count(key)) error(op, "memo exceeds ", limits_.max_memo, " entries");
-    memo_[key] = top(op);
+    auto [it, fresh] = memo_.try_emplace(key);
+    if (fresh) heap_.charge(memo_entry_bytes);
+    it->second = top(op);
   }
   void memo_get(std::uint64_t key, std::string_view op) {
     auto it = memo_.find(key);
@@ -367,7 +381,10 @@ class Unpickler {
   std::vector<std::size_t> marks_;
   std::unordered_map<std::uint64_t, Value> memo_;
   std::size_t items_ = 0;
+  std::size_t stack_high_ = 0;
   std::uint64_t op_offset_ = 0;
+  // An unordered_map node (key, Value, hash, next) and its bucket pointer.
+  static constexpr std::size_t memo_entry_bytes = sizeof(std::uint64_t) + sizeof(Value) + 4 * sizeof(void*);
 };
 
 }  // namespace fiber::io::pickle

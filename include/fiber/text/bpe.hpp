@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/text/byte_level.hpp"
 #include "fiber/text/char_class.hpp"
 #include "fiber/text/vocab_files.hpp"
@@ -117,11 +118,11 @@ class BpeModel {
     for (std::size_t rank = 0; rank < merges.size(); ++rank) {
       const MergeRule& m = merges[rank];
       const auto a = token_to_id(m.left), b = token_to_id(m.right);
-      FIBER_CHECK(a, merges_name, ": line ", m.line, ": merge part '", m.left, "' is not in the vocabulary");
-      FIBER_CHECK(b, merges_name, ": line ", m.line, ": merge part '", m.right, "' is not in the vocabulary");
+      FIBER_CHECK(a, merges_name, ": line ", m.line, ": merge part '", excerpt(m.left), "' is not in the vocabulary");
+      FIBER_CHECK(b, merges_name, ": line ", m.line, ": merge part '", excerpt(m.right), "' is not in the vocabulary");
       joined.assign(m.left).append(m.right);
       const auto merged = token_to_id(joined);
-      FIBER_CHECK(merged, merges_name, ": line ", m.line, ": merge result '", joined,
+      FIBER_CHECK(merged, merges_name, ": line ", m.line, ": merge result '", excerpt(joined),
                   "' is not in the vocabulary");
       merges_.put(*a, *b, static_cast<std::uint32_t>(rank), *merged);
     }

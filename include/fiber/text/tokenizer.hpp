@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/core/thread_pool.hpp"
 #include "fiber/text/bpe.hpp"
 #include "fiber/text/pretokenize.hpp"
@@ -233,7 +234,7 @@ class Tokenizer {
   std::int32_t special_id(const std::string& token, std::string_view role) const {
     FIBER_CHECK(!token.empty(), "Tokenizer: the ", role, " token must not be empty");
     auto id = model_.token_to_id(token);
-    FIBER_CHECK(id, "Tokenizer: the ", role, " token '", token, "' is not in the vocabulary");
+    FIBER_CHECK(id, "Tokenizer: the ", role, " token '", excerpt(token), "' is not in the vocabulary");
     return *id;
   }
 

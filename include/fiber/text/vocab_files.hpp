@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fiber/core/error.hpp"
+#include "fiber/core/printable.hpp"
 #include "fiber/core/read_file.hpp"
 #include "fiber/text/utf8.hpp"
 
@@ -70,7 +71,7 @@ class VocabSax : public nlohmann::json_sax<nlohmann::json> {
   }
   bool number_integer(number_integer_t v) override {
     if (depth_ != 1) return value_error("an object");
-    fail(name_, ": the id of token '", key_, "' is ", v, ", expected a non-negative integer");
+    fail(name_, ": the id of token '", excerpt(key_), "' is ", v, ", expected a non-negative integer");
   }
   bool number_float(number_float_t v, const string_t&) override {
     return value_error(depth_ == 1 ? "an integer id" : "an object", v);
@@ -80,7 +81,7 @@ class VocabSax : public nlohmann::json_sax<nlohmann::json> {
     return value_error(depth_ == 1 ? "an integer id" : "an object", v ? "true" : "false");
   }
   bool string(string_t& v) override {
-    return value_error(depth_ == 1 ? "an integer id" : "an object", "\"" + v + "\"");
+    return value_error(depth_ == 1 ? "an integer id" : "an object", "\"" + excerpt(v) + "\"");
   }
   bool binary(binary_t&) override { return value_error("an object"); }
   bool start_array(std::size_t) override {
@@ -97,7 +98,7 @@ class VocabSax : public nlohmann::json_sax<nlohmann::json> {
   template <class Found = const char*>
   bool value_error(std::string_view expected, const Found& found = "something else") {
     if (depth_ == 1)
-      fail(name_, ": the id of token '", key_, "' is ", found, ", expected ", expected);
+      fail(name_, ": the id of token '", excerpt(key_), "' is ", found, ", expected ", expected);
     fail(name_, ": expected ", expected, " mapping tokens to ids, found ", found);
   }
 
@@ -125,12 +126,12 @@ inline Vocab parse_vocab_json(std::string_view json, std::string_view name = "vo
   std::vector<bool> used(n, false);
   vocab.ids.reserve(n);
   for (auto& [token, id] : entries) {
-    FIBER_CHECK(id < n, name, ": the id of token '", token, "' is ", id, ", expected ids 0..",
+    FIBER_CHECK(id < n, name, ": the id of token '", excerpt(token), "' is ", id, ", expected ids 0..",
                 n - 1, " (one per entry, no gaps)");
-    FIBER_CHECK(!used[id], name, ": duplicate id ", id, " (tokens '", vocab.tokens[id], "' and '",
-                token, "')");
+    FIBER_CHECK(!used[id], name, ": duplicate id ", id, " (tokens '", excerpt(vocab.tokens[id]), "' and '",
+                excerpt(token), "')");
     auto [it, added] = vocab.ids.emplace(token, static_cast<std::int32_t>(id));
-    FIBER_CHECK(added, name, ": duplicate token '", token, "' (ids ", it->second, " and ", id, ")");
+    FIBER_CHECK(added, name, ": duplicate token '", excerpt(token), "' (ids ", it->second, " and ", id, ")");
     used[id] = true;
     vocab.tokens[id] = std::move(token);
   }
@@ -154,7 +155,7 @@ inline std::vector<MergeRule> parse_merges_txt(std::string_view text,
     if (line.starts_with("#version")) continue;
     const std::size_t space = line.find(' ');
     FIBER_CHECK(space != std::string_view::npos && line.find(' ', space + 1) == std::string_view::npos,
-                name, ": line ", line_no, " is '", line.substr(0, 80),
+                name, ": line ", line_no, " is '", excerpt(line, 80),
                 "', expected two tokens separated by one space");
     merges.push_back({std::string(line.substr(0, space)), std::string(line.substr(space + 1)), line_no});
   }
