@@ -8,10 +8,12 @@
 // values reach 20 (float32 PyTorch differs from float64 by up to 1.2e-5 there).
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <map>
 #include <string>
 
 #include "coarse_fixtures.hpp"
+#include "fiber/io/safetensors_writer.hpp"
 
 using namespace fiber;
 using fiber::test::coarse_inputs;
@@ -132,4 +134,32 @@ TEST_CASE("coarse parity: single fused blocks and layers fed the reference's inp
     const Var<float> t_in(in(tl, "in_text")), i_in(in(tl, "in_image"));
     check_block(tl, m.text_transformer.layers[layer](t_in, in(tl, "text_mask"), ctx, &i_in, last_norm).value());
   }
+}
+
+TEST_CASE("coarse parity: the .ckpt converted to safetensors (as fiber convert does) loads the same weights") {
+  const io::Checkpoint ckpt = io::open_checkpoint(test::coarse_fixture("tiny_coarse.ckpt"));
+  std::vector<std::string> names;
+  for (const std::string& n : ckpt.names())
+    if (!test::TinyCoarse::is_queue_key(n)) names.push_back(n);
+  const std::filesystem::path out = std::filesystem::temp_directory_path() / "fiber_test_tiny_coarse.safetensors";
+  io::write_safetensors(out, ckpt, names);
+  test::TinyCoarse m;
+  nn::load_state_dict<float>(m, io::open_checkpoint(out), test::TinyCoarse::load_options());
+  std::filesystem::remove(out);
+  auto& ref = tiny_coarse();
+  std::map<std::string, Tensor<float>> want;
+  ref.visit("", [&](const std::string& key, nn::Entry<float> e) {
+    if (e.var) want[key] = e.var->value();
+  });
+  int compared = 0;
+  m.visit("", [&](const std::string& key, nn::Entry<float> e) {
+    if (!e.var) return;
+    const Tensor<float> a = e.var->value().contiguous(), b = want.at(key).contiguous();
+    REQUIRE(a.shape() == b.shape());
+    bool same = true;
+    for (std::int64_t i = 0; i < a.numel(); ++i) same = same && a.data()[i] == b.data()[i];
+    CHECK_MESSAGE(same, key);
+    ++compared;
+  });
+  CHECK(compared > 600);
 }
