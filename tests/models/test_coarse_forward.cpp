@@ -30,17 +30,17 @@ TEST_CASE("tiny coarse model: unimodal and fused paths") {
   NoGrad guard;
   const Var<float> ei = m.image_embedding(images);
   const Var<float> et = m.text_embedding(ids, mask);
-  REQUIRE(ei.shape() == Shape{2, 32});
-  REQUIRE(et.shape() == Shape{2, 32});
+  REQUIRE(ei.shape() == Shape{2, 16});
+  REQUIRE(et.shape() == Shape{2, 16});
   for (int b = 0; b < 2; ++b) {
     double n = 0;
-    for (int i = 0; i < 32; ++i) n += double(ei.value().data()[b * 32 + i]) * ei.value().data()[b * 32 + i];
+    for (int i = 0; i < 16; ++i) n += double(ei.value().data()[b * 16 + i]) * ei.value().data()[b * 16 + i];
     CHECK(std::sqrt(n) == doctest::Approx(1.0).epsilon(1e-5));
   }
   const auto f = m.fuse(images, ids, mask);
-  CHECK(f.text_feats.shape() == Shape{2, 5, 32});
-  CHECK(f.image_feats.shape() == Shape{2, 16, 32});
-  CHECK(f.cls_feats.shape() == Shape{2, 64});
+  CHECK(f.text_feats.shape() == Shape{2, 5, 16});
+  CHECK(f.image_feats.shape() == Shape{2, 16, 16});
+  CHECK(f.cls_feats.shape() == Shape{2, 32});
   CHECK(m.itm_logits(f.cls_feats).shape() == Shape{2, 2});
   CHECK(m.rank_score(f.cls_feats).shape() == Shape{2, 1});
   CHECK(m.mlm_logits(f.text_feats).shape() == Shape{2, 5, 1000});

@@ -25,10 +25,10 @@ using Tiny = models::FiberCoarse<float, models::FiberTinyCoarse>;
 
 // The tiny model at 192 x 192: window 6, so every relative-position table has another size.
 inline constexpr models::FiberCoarseConfig Tiny192Config{
-    .swin = {.image_size = 192, .embed_dim = 16, .depths = {2, 2, 18, 2}, .num_heads = {1, 2, 4, 8}},
-    .text = {.vocab_size = 1000, .hidden = 32, .heads = 4, .layers = 12, .intermediate = 128, .max_positions = 42},
+    .swin = {.image_size = 192, .embed_dim = 8, .depths = {2, 2, 18, 2}, .num_heads = {1, 1, 2, 4}},
+    .text = {.vocab_size = 1000, .hidden = 16, .heads = 2, .layers = 12, .intermediate = 64, .max_positions = 42},
     .num_fuse_block = 6,
-    .hidden = 32,
+    .hidden = 16,
     .mlm_vocab = 1000,
 };
 using Tiny192 = models::FiberCoarse<float, Tiny192Config>;
@@ -145,10 +145,10 @@ TEST_CASE("coarse init: values, statistics, tied rank_output, determinism") {
     if (rule == models::InitRule::ones) CHECK(all_equal(t, 1.0f));
   }
   // Big tensors: std 0.02 within 3 %, mean ~ 0.
-  for (const char* key : {"mlm_score.decoder.weight",                           // normal, [1000, 32]
-                          "vit_model.layers.2.blocks.5.mlp.fc1.weight",         // trunc_normal, [256, 64]
-                          "vit_model.layers.3.blocks.1.mlp.fc2.weight",         // trunc_normal, [128, 512]
-                          "text_transformer.encoder.layer.3.intermediate.dense.weight"}) {
+  for (const char* key : {"mlm_score.decoder.weight",                           // normal, [1000, 16]
+                          "text_transformer.embeddings.word_embeddings.weight",  // normal, [1000, 16]
+                          "vit_model.layers.3.blocks.0.mlp.fc1.weight",         // trunc_normal, [256, 64]
+                          "vit_model.layers.3.blocks.1.mlp.fc2.weight"}) {      // trunc_normal, [64, 256]
     const Stats s = stats(v.at(key));
     INFO(key);
     CHECK(std::abs(s.std - 0.02) < 0.02 * 0.03);
@@ -374,10 +374,10 @@ TEST_CASE("backbones: bad inputs are one clear error") {
   }
   SUBCASE("a wrong shape (another width)") {
     for (auto& [name, t] : tensors)
-      if (name == "layers.2.blocks.7.mlp.fc2.weight") t = Tensor<float>::zeros({64, 128});
+      if (name == "layers.2.blocks.7.mlp.fc2.weight") t = Tensor<float>::zeros({64, 256});
     write_tensors(path, tensors);
     CHECK_THROWS_WITH_AS(models::load_backbones(*m, io::open_checkpoint(path), roberta),
-                         doctest::Contains("'layers.2.blocks.7.mlp.fc2.weight' -> vit_model.layers.2.blocks.7.mlp.fc2.weight: file [64, 128], module [64, 256]"),
+                         doctest::Contains("'layers.2.blocks.7.mlp.fc2.weight' -> vit_model.layers.2.blocks.7.mlp.fc2.weight: file [64, 256], module [32, 128]"),
                          Error);
   }
   SUBCASE("no patch mergings") {

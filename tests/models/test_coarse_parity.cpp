@@ -77,7 +77,7 @@ TEST_CASE("coarse parity: the official Lightning checkpoint loads strictly (queu
   CHECK(r.ignored.size() == 7);  // image_queue, text_queue, image_input_queue, ..., queue_total
   // rank_output is row 1 of itm_score.fc in the file and in the model.
   const Tensor<float> w = m.itm_score.weight.value();
-  for (int i = 0; i < 64; ++i) CHECK(m.rank_output_weight.value().data()[i] == w.data()[64 + i]);
+  for (int i = 0; i < 32; ++i) CHECK(m.rank_output_weight.value().data()[i] == w.data()[32 + i]);
 }
 
 TEST_CASE("coarse parity: image-only (ITC) path, every block and the embedding") {

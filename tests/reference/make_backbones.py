@@ -35,8 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "backbones"))
 
-SWIN = dict(embed_dim=16, depths=(2, 2, 18, 2), num_heads=(1, 2, 4, 8), img_size=128, window_size=4, num_classes=10)
-TEXT = dict(vocab_size=1000, hidden_size=32, num_hidden_layers=12, num_attention_heads=4, intermediate_size=128,
+SWIN = dict(embed_dim=8, depths=(2, 2, 18, 2), num_heads=(1, 1, 2, 4), img_size=128, window_size=4, num_classes=10)
+TEXT = dict(vocab_size=1000, hidden_size=16, num_hidden_layers=12, num_attention_heads=2, intermediate_size=64,
             max_position_embeddings=42, type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0,
             eos_token_id=2)
 

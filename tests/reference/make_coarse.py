@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/data/coarse/: a tiny FIBER coarse model (the C++ FiberTinyCoarse) with random
 weights, run through the OFFICIAL microsoft/FIBER modules (extracted at run time from a git mirror;
-see coarse_official.py), as a Lightning checkpoint, its weights as safetensors, inputs, outputs of
+see coarse_official.py), as a Lightning checkpoint (bfloat16 weights), inputs, outputs of
 every block of every official pass, single fused-block fixtures, and a float64 run of the same.
 
     PY=$(cat /tmp/refenv.path)   # or /root/.cache/fiber-ref-venv/bin/python
@@ -23,22 +23,23 @@ import coarse_official as co  # noqa: E402
 
 OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "coarse"))
 
-# The C++ side's FiberTinyCoarse. Head dim 16 on the image side, 8 on the text side.
+# The C++ side's FiberTinyCoarse. Head dim 8 / 16 on the image side, 8 on the text side; small enough
+# that the official-format .ckpt stays under 2 MB.
 TINY = {
-    "swin": {"embed_dim": 16, "depths": [2, 2, 18, 2], "num_heads": [1, 2, 4, 8], "drop_path_rate": 0.0},
+    "swin": {"embed_dim": 8, "depths": [2, 2, 18, 2], "num_heads": [1, 1, 2, 4], "drop_path_rate": 0.0},
     # The stand-in for roberta-base's config.json (RobertaModel.from_pretrained reads it).
-    "text": {"vocab_size": 1000, "hidden_size": 32, "num_hidden_layers": 12, "num_attention_heads": 4,
-             "intermediate_size": 128, "max_position_embeddings": 42, "type_vocab_size": 1,
+    "text": {"vocab_size": 1000, "hidden_size": 16, "num_hidden_layers": 12, "num_attention_heads": 2,
+             "intermediate_size": 64, "max_position_embeddings": 42, "type_vocab_size": 1,
              "layer_norm_eps": 1e-5, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
              "hidden_act": "gelu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
     # The official config dict entries FIBERTransformerSS reads (config.py names).
-    "fiber": {"image_size": 128, "resolution_before": 128, "input_image_embed_size": 128,
-              "input_text_embed_size": 32, "hidden_size": 32, "num_heads": 4, "num_layers": 12, "mlp_ratio": 4,
+    "fiber": {"image_size": 128, "resolution_before": 128, "input_image_embed_size": 64,
+              "input_text_embed_size": 16, "hidden_size": 16, "num_heads": 2, "num_layers": 12, "mlp_ratio": 4,
               "vocab_size": 1000, "max_text_len": 40, "drop_rate": 0.0, "num_fuse_block": 6, "itc_pooler": True,
               "vqav2_label_size": 3129,
               "loss_names": {"itm": 1, "itc": 1, "mlm": 1, "vqa": 0, "nlvr2": 0, "caption_mle": 0,
                              "caption_gold": 0, "caption_cider": 0}},
-    "queue": 4,
+    "queue": 2,
 }
 
 # Fused-path modules whose exact inputs/outputs become single-block fixtures.
@@ -128,14 +129,19 @@ def main():
     f64.update({k: v.contiguous().clone() for k, v in blocks64.items()})
     save_file(f64, p("tiny_outputs_f64.safetensors"), metadata=meta)
 
+    # The checkpoint stores the weights as bfloat16: they are bf16-exact (randomize rounds them), so
+    # the outputs above are what these weights give in float32, the file stays small, and the
+    # C++ loader's bf16 -> float32 path is exercised. The rank_output tie is restored after the cast
+    # (Module.to converts each parameter on its own).
     hp = {"config": copy.deepcopy(model.hparams.config)}
-    ckpt = co.checkpoint_dict(model, hp)
+    low = copy.deepcopy(model).to(torch.bfloat16)
+    low.rank_output.weight.data = low.itm_score.fc.weight.data[1:, :]
+    low.rank_output.bias.data = low.itm_score.fc.bias.data[1:]
+    ckpt = co.checkpoint_dict(low, hp)
     torch.save(ckpt, p("tiny_coarse.ckpt"))
-    weights = co.plain_weights(model)
-    save_file(weights, p("tiny_coarse.safetensors"), metadata={"official_commit": ns.commit})
 
     # Read everything back: the checkpoint loads into a fresh official model and reproduces the
-    # outputs; the safetensors weights equal the checkpoint's.
+    # outputs.
     loaded = torch.load(p("tiny_coarse.ckpt"), map_location="cpu", weights_only=True)
     sd = loaded["state_dict"]
     assert sd["rank_output.weight"].untyped_storage().data_ptr() == \
@@ -145,10 +151,6 @@ def main():
     again, _, _ = co.run_reference(fresh, image, ids, masks)
     for k in out:
         assert torch.equal(again[k], out[k]), k
-    st = load_file(p("tiny_coarse.safetensors"))
-    for k, v in st.items():
-        assert torch.equal(v, sd[k]), k
-
     # Figures for the README: float32 vs float64 of the same script.
     diffs = {}
     for k in out:
@@ -156,14 +158,14 @@ def main():
         diffs[k] = (d.max().item(), out64[k].abs().max().item())
     bdiffs = {k: ((blocks[k].double() - blocks64[k]).abs().max().item(), blocks64[k].abs().max().item())
               for k in blocks64}
-    write_readme(args.out, ns.commit, ckpt, weights, out, blocks, f64, diffs, bdiffs, image, ids, masks)
+    write_readme(args.out, ns.commit, ckpt, out, blocks, f64, diffs, bdiffs, image, ids, masks)
     print("wrote", args.out)
     for k in ["itc.image.embedding", "itc.text.embedding", "itc_similarity", "fused.cls_feats", "itm_logits",
               "rank_score", "mlm_logits"]:
         print(f"  {k:24s} max|f32-f64| {diffs[k][0]:.3e}  (max|x| {diffs[k][1]:.3g})")
 
 
-def write_readme(out_dir, commit, ckpt, weights, out, blocks, f64, diffs, bdiffs, image, ids, masks):
+def write_readme(out_dir, commit, ckpt, out, blocks, f64, diffs, bdiffs, image, ids, masks):
     sd = ckpt["state_dict"]
     L = []
     w = L.append
@@ -185,10 +187,11 @@ def write_readme(out_dir, commit, ckpt, weights, out, blocks, f64, diffs, bdiffs
     w("  `FIBERTransformerSS.state_dict()`: keys without prefix, root parameters/buffers first (`temp`, then the")
     w("  ITC queue buffers, which a loader must skip), buffers `relative_position_index`, `attn_mask` (shifted")
     w("  blocks only: unshifted blocks register `attn_mask = None`, which is not saved) and")
-    w("  `text_transformer.embeddings.position_ids`. `rank_output.weight` [1, 64] / `rank_output.bias` [1] are")
-    w("  views into the storage of `itm_score.fc.weight` / `.bias` (row 1, storage offset 64 / 1), exactly as the")
+    w("  `text_transformer.embeddings.position_ids`. `rank_output.weight` [1, 32] / `rank_output.bias` [1] are")
+    w("  views into the storage of `itm_score.fc.weight` / `.bias` (row 1, storage offset 32 / 1), exactly as the")
     w("  official `self.rank_output.weight.data = self.itm_score.fc.weight.data[1:, :]` leaves them.")
-    w("- `tiny_coarse.safetensors`: the same tensors (official keys, contiguous copies) without the queue buffers.")
+    w("  Floating tensors are stored as bfloat16 (the random weights are bf16-exact, so the float32 outputs")
+    w("  below are exactly what these weights give; a loader converts them to its own type).")
     w("- `tiny_inputs.safetensors`: `image` [2, 3, 128, 128] f32 (N(0,1), as normalised pixels), `text_ids` [2, 12]")
     w("  int64 (`<s>`=0 ... `</s>`=2; row 1 has 8 real tokens then `<pad>`=1), `text_masks` [2, 12] int64 (1/0).")
     w(f"  text_ids = {ids.tolist()}")
@@ -198,21 +201,21 @@ def write_readme(out_dir, commit, ckpt, weights, out, blocks, f64, diffs, bdiffs
     w("  fixture's module in float64 applied to the float32 block inputs (so `block.*.out` there is the exact")
     w("  answer for the stored inputs).\n")
     w("## Configuration (C++ `FiberTinyCoarse`)\n")
-    w("- Swin: image 128, patch 4, in_chans 3, embed_dim 16, depths (2, 2, 18, 2), heads (1, 2, 4, 8) (head dim 16),")
+    w("- Swin: image 128, patch 4, in_chans 3, embed_dim 8, depths (2, 2, 18, 2), heads (1, 1, 2, 4) (head dims 8, 16, 16, 16),")
     w("  window 128/32 = 4, mlp_ratio 4, qkv_bias, no APE, patch norm, no dropout/drop-path, eval mode. Feature maps")
     w("  32x32, 16x16, 8x8, 4x4; blocks with odd index shift by 2 in stages 1-3; stage 4 (4x4 = window) never shifts")
     w("  (`SwinTransformerBlock` sets shift 0 and window = min(resolution)). Masked logits use -100.")
-    w("- Text (RoBERTa, post-LN): vocab 1000, hidden 32, 4 heads (head dim 8), 12 layers, FFN 128, GELU (erf), 42")
+    w("- Text (RoBERTa, post-LN): vocab 1000, hidden 16, 2 heads (head dim 8), 12 layers, FFN 64, GELU (erf), 42")
     w("  positions, type_vocab_size 1, pad id 1, LayerNorm eps 1e-5. Position ids = cumsum(non-pad) * non-pad + 1.")
     w("  Additive mask (1 - m) * -10000 (transformers 4.6 `get_extended_attention_mask`, in the model's dtype).")
-    w("- Fusion: num_fuse_block 6, input_text_embed_size 32, input_image_embed_size 128, hidden_size 32.")
-    w("  Stage-3 blocks 14..17 (dim 64, 4 heads) pair with text layers 6..9 (cross-attention key/value 64 -> 32);")
-    w("  stage-4 blocks 0, 1 (dim 128, 8 heads) pair with text layers 10, 11 (key/value 128 -> 32). Layer 11 on the")
+    w("- Fusion: num_fuse_block 6, input_text_embed_size 16, input_image_embed_size 64, hidden_size 16.")
+    w("  Stage-3 blocks 14..17 (dim 32, 2 heads) pair with text layers 6..9 (cross-attention key/value 32 -> 16);")
+    w("  stage-4 blocks 0, 1 (dim 64, 4 heads) pair with text layers 10, 11 (key/value 64 -> 16). Layer 11 on the")
     w("  fused path skips its output LayerNorm (`last_norm=(blk_cnt == 0)`).")
-    w("- Heads: itc_pooler True; poolers Linear(32, 32) + tanh; ITM Linear(64, 2); rank_output tied to ITM row 1;")
-    w("  MLM: BertPredictionHeadTransform (Linear(32, 32), GELU erf, LayerNorm eps **1e-12**: FIBERTransformerSS")
+    w("- Heads: itc_pooler True; poolers Linear(16, 16) + tanh; ITM Linear(32, 2); rank_output tied to ITM row 1;")
+    w("  MLM: BertPredictionHeadTransform (Linear(16, 16), GELU erf, LayerNorm eps **1e-12**: FIBERTransformerSS")
     w("  builds its `bert_config = RobertaConfig(...)` without layer_norm_eps, so the BertConfig default 1e-12")
-    w("  applies, not roberta's 1e-5) -> decoder Linear(32, 1000, no bias) + `mlm_score.bias`. temp = 0.07.")
+    w("  applies, not roberta's 1e-5) -> decoder Linear(16, 1000, no bias) + `mlm_score.bias`. temp = 0.07.")
     w("- Random weights (`coarse_official.randomize`, seed 20261204), every value rounded to bfloat16 (so f32, f64")
     w("  and bf16 hold the same numbers), as normal(mean, std): Linear/Conv weights normal(0, 1/sqrt(fan_in))")
     w("  (0.4/sqrt(fan_in) for `cross_modal_image_transform`, so that the image pooler's tanh is not saturated),")
@@ -240,7 +243,7 @@ def write_readme(out_dir, commit, ckpt, weights, out, blocks, f64, diffs, bdiffs
     w("## Official-code quirks found (and what the script does)\n")
     w("1. `fiber_module.py` sets `swin_transformer.DIM_TXT`, but `swin_transformer.py` reads `DIM_TEXT` (hard-coded")
     w("   768): the text width of the fused Swin blocks' `qkv_text_i2t` is always 768. Harmless at roberta-base size;")
-    w("   for the tiny model the script sets `swin_transformer.DIM_TEXT = 32` itself.")
+    w("   for the tiny model the script sets `swin_transformer.DIM_TEXT = 16` itself.")
     w("2. The fusion schedule is hard-coded for 12 text layers and a stage-3 depth of 18: Swin creates the i2t")
     w("   modules for stage-3 blocks `i >= 20 - NUM_FUSE_BLOCK` (= 14), RoBERTa creates `crossattention_t2i` for")
     w("   `layer_index >= 12 - NUM_FUSE_BLOCK` with key/value width DIM_IMG/2 below layer 10 and DIM_IMG from 10 on,")
@@ -257,7 +260,7 @@ def write_readme(out_dir, commit, ckpt, weights, out, blocks, f64, diffs, bdiffs
     w("6. The fused Swin block's i2t query is `qkv_i2t(norm_i2t_i(x))` where x is already `proj(W-MSA(LN1(x)))`")
     w("   (computed in the shifted window layout; k/v repeated for every window).")
     w("7. MLMHead LayerNorm eps is 1e-12 (see above), not the text model's 1e-5.")
-    w("8. `rank_output` shares storage with `itm_score.fc` row 1 (stored [1, 64]).")
+    w("8. `rank_output` shares storage with `itm_score.fc` row 1 (stored [1, 32]).")
     w("9. `RobertaEmbeddings` creates `position_embeddings` twice, the second time with padding_idx=1 (that only")
     w("   affects training); here row 1 is random like the rest, and it is only read at pad positions.")
     w("10. The i2t image->text attention runs inside the (shifted) window layout but is per token, so windowing")
@@ -302,7 +305,7 @@ def write_readme(out_dir, commit, ckpt, weights, out, blocks, f64, diffs, bdiffs
         w(f"| `{k}` | {shape(blocks[k])} |")
     w("")
     w("`tiny_outputs_f64.safetensors` (float64): " + ", ".join(f"`{k}`" for k in f64) + ".\n")
-    w("## Checkpoint keys (`tiny_coarse.ckpt` state_dict; `tiny_coarse.safetensors` has all but the queues)\n")
+    w("## Checkpoint keys (`tiny_coarse.ckpt` state_dict)\n")
     w("| key | shape | dtype |\n|---|---|---|")
     for k, v in sd.items():
         w(f"| `{k}` | {shape(v)} | {str(v.dtype).replace('torch.', '')} |")

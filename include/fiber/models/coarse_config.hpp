@@ -61,15 +61,19 @@ struct FiberCoarseConfig {
 inline constexpr FiberCoarseConfig FiberBaseCoarse384{};
 
 // FIBER-B at 576 x 576 (VQA, ITC retrieval and captioning fine-tunes: window 18).
-inline constexpr FiberCoarseConfig FiberBaseCoarse576{.swin = {.image_size = 576}};
+inline constexpr FiberCoarseConfig FiberBaseCoarse576 = [] {
+  FiberCoarseConfig c;
+  c.swin.image_size = 576;
+  return c;
+}();
 
 // The tiny model of the parity fixtures (tests/data/coarse): the official schedule (12 text layers,
-// stage-3 depth 18) at small widths, 128 x 128 images (window 4).
+// stage-3 depth 18) at small widths (Swin 8..64, text 16), 128 x 128 images (window 4).
 inline constexpr FiberCoarseConfig FiberTinyCoarse{
-    .swin = {.image_size = 128, .embed_dim = 16, .depths = {2, 2, 18, 2}, .num_heads = {1, 2, 4, 8}},
-    .text = {.vocab_size = 1000, .hidden = 32, .heads = 4, .layers = 12, .intermediate = 128, .max_positions = 42},
+    .swin = {.image_size = 128, .embed_dim = 8, .depths = {2, 2, 18, 2}, .num_heads = {1, 1, 2, 4}},
+    .text = {.vocab_size = 1000, .hidden = 16, .heads = 2, .layers = 12, .intermediate = 64, .max_positions = 42},
     .num_fuse_block = 6,
-    .hidden = 32,
+    .hidden = 16,
     .mlm_vocab = 1000,
 };
 

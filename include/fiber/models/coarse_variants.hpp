@@ -34,7 +34,7 @@ decltype(auto) with_coarse_config(const io::Checkpoint& checkpoint, F&& f) {
   if (matches(FiberBaseCoarse576)) return f.template operator()<FiberBaseCoarse576>();
   if (matches(FiberTinyCoarse)) return f.template operator()<FiberTinyCoarse>();
   fail(checkpoint.file(), ": a coarse model of width ", width, " and window ", window, " (image ", window * 32,
-       "); this build knows FIBER-B at 384 (128, 12) and 576 (128, 18), and the tiny test model (16, 4)");
+       "); this build knows FIBER-B at 384 (128, 12) and 576 (128, 18), and the tiny test model (8, 4)");
 }
 
 }  // namespace fiber::models
