@@ -7,30 +7,13 @@ must agree (the names are the file names).
 
     /root/.cache/fiber-ref-venv/bin/python tests/reference/make_index_ops.py
 """
-import pathlib
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-out_dir = pathlib.Path(__file__).resolve().parents[1] / "data" / "index_ops"
-out_dir.mkdir(parents=True, exist_ok=True)
-for old in out_dir.glob("*.npy"):
-    old.unlink()
-torch.manual_seed(20240611)
-torch.use_deterministic_algorithms(True)
+from grad_fixtures import GradFixtures
 
-
-def save(name, t):
-    np.save(out_dir / f"{name}.npy", t.detach().cpu().numpy())
-
-
-gpool = torch.randn(1024, dtype=torch.float32)
-save("gpool", gpool)
-
-
-def upstream(y):
-    return gpool[: y.numel()].reshape(y.shape).clone()
+fx = GradFixtures("index_ops", seed=20240611, pool_size=1024)
+out_dir, save, upstream = fx.out_dir, fx.save, fx.upstream
 
 
 def forward_backward(name, x, fn, grad=True):

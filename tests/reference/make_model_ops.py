@@ -8,30 +8,13 @@ streams are not ours (their tests check rates, determinism and gradients).
 
     /root/.cache/fiber-ref-venv/bin/python tests/reference/make_model_ops.py
 """
-import pathlib
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-out_dir = pathlib.Path(__file__).resolve().parents[1] / "data" / "model_ops"
-out_dir.mkdir(parents=True, exist_ok=True)
-for old in out_dir.glob("*.npy"):
-    old.unlink()
-torch.manual_seed(20261204)
-torch.use_deterministic_algorithms(True)
+from grad_fixtures import GradFixtures
 
-
-def save(name, t):
-    np.save(out_dir / f"{name}.npy", t.detach().cpu().numpy())
-
-
-gpool = torch.randn(2048, dtype=torch.float32)
-save("gpool", gpool)
-
-
-def upstream(y):
-    return gpool[: y.numel()].reshape(y.shape).clone()
+fx = GradFixtures("model_ops", seed=20261204, pool_size=2048)
+out_dir, save, upstream = fx.out_dir, fx.save, fx.upstream
 
 
 def forward_backward(name, inputs, fn):

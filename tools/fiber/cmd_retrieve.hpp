@@ -108,7 +108,7 @@ inline void add_retrieve_command(CLI::App& app, CommandList& commands) {
               pair_images.push_back(files[std::size_t(i)]);
               pair_texts.push_back(texts[std::size_t(t)]);
             }
-            const MatchScores m = fiber.match(fiber.load_images(pair_images), fiber.tokenize(pair_texts));
+            const MatchScores m = fiber.itm_scores(fiber.load_images(pair_images), fiber.tokenize(pair_texts));
             for (std::int64_t j = 0; j < k; ++j) {
               hits[j].reranked = true;
               hits[j].itm = m.rank_score.data()[j];

@@ -117,19 +117,24 @@ class CoarsePipeline {
   Tensor<float> embed_texts(std::span<const std::string> texts) const { return embed_texts(tokenize(texts)); }
   Tensor<float> embed_texts(std::initializer_list<std::string> texts) const { return embed_texts(tokenize(texts)); }
 
-  // Pair i = (pixels[i], texts[i]): the fused model's ITM scores and the pair's ITC similarity.
-  MatchScores match(const Tensor<float>& pixels, const TextBatch& texts) const {
+  // Pair i = (pixels[i], texts[i]): the fused model's ITM scores only (itc_similarity left
+  // undefined): what re-ranking a shortlist needs, one fused pass.
+  MatchScores itm_scores(const Tensor<float>& pixels, const TextBatch& texts) const {
     FIBER_CHECK(pixels.dim() == 4 && pixels.size(0) == texts.size(), "match: ", pixels.dim() == 4 ? pixels.size(0) : 0,
                 " images for ", texts.size(), " texts (pairs are matched one to one)");
     NoGrad guard;
-    const Var<float> images(pixels);
-    const auto f = model_->fuse(images, texts.ids, texts.mask);
+    const Var<float> cls = model_->fuse(Var<float>(pixels), texts.ids, texts.mask).cls_feats;
     MatchScores s;
-    s.itm_logits = model_->itm_logits(f.cls_feats).value();
+    s.itm_logits = model_->itm_logits(cls).value();
     s.itm_probability = softmax(s.itm_logits, -1).select(1, 1).contiguous();
-    s.rank_score = model_->rank_score(f.cls_feats).value().reshape({texts.size()});
-    const Tensor<float> ei = model_->image_embedding(images).value(), et = model_->text_embedding(texts.ids, texts.mask).value();
-    s.itc_similarity = sum(ei * et, {1});
+    s.rank_score = model_->rank_score(cls).value().reshape({texts.size()});
+    return s;
+  }
+
+  // Pair i = (pixels[i], texts[i]): the fused model's ITM scores and the pair's ITC similarity.
+  MatchScores match(const Tensor<float>& pixels, const TextBatch& texts) const {
+    MatchScores s = itm_scores(pixels, texts);
+    s.itc_similarity = sum(embed_images(pixels) * embed_texts(texts), {1});
     return s;
   }
   MatchScores match(const Tensor<float>& pixels, std::span<const std::string> texts) const { return match(pixels, tokenize(texts)); }

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -130,7 +131,9 @@ void save_safetensors(M& module, const std::filesystem::path& path, const io::Me
   std::vector<io::NamedBuffer> buffers;
   module.visit("", [&](const std::string& key, Entry<T> e) {
     if (e.role == Role::derived) return;
-    Tensor<float> v = e.var->value().template to<float>().contiguous();
+    Tensor<float> v;
+    if constexpr (std::is_same_v<T, float>) v = e.var->value().contiguous();
+    else v = e.var->value().template to<float>();  // a new contiguous tensor already
     values.push_back(v);
     const Shape& s = v.shape();
     buffers.push_back({key, DType::f32, std::vector<std::int64_t>(s.begin(), s.end()),
