@@ -71,7 +71,7 @@ void layer_norm_row(const T* x, const T* w, const T* b, T* y, std::int64_t n, T 
   constexpr std::int64_t W = line_width<T>;
   std::int64_t j = 0;
   for (; j + W <= n; j += W) out(P::load_unaligned(x + j), j, W).store_unaligned(y + j);
-  if (j < n) store_partial(y + j, out(load_partial(x + j, n - j, T(0)), j, n - j), n - j);
+  if (j < n) store_partial(y + j, out(cpu::load_partial(x + j, n - j, T(0)), j, n - j), n - j);
 }
 
 // gx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), gw = g * w, xhat = (x - mean) * rstd.
