@@ -245,3 +245,45 @@ TEST_CASE("last text layer on the fused path (no output LayerNorm): gradcheck of
   check_parameters(params, run, t);
   report("last fused text layer", t);
 }
+
+// Training mode with the masks fixed: every call draws from a fresh Generator(seed), so dropout
+// and drop path make the same decisions in the analytic pass and in every finite difference.
+// FusedTiny keeps the default rates (drop path 0.1 linear over the blocks, text dropout 0.1).
+TEST_CASE("training mode, fixed seed: gradcheck of a fused Swin block and a fused text layer") {
+  Model m;
+  randomize(m, 51);
+  Generator gen(52);
+  const std::int64_t Lt = 5, side = FusedTiny.swin.stage_side(2), C = FusedTiny.swin.stage_dim(2);
+  std::vector<Var<double>> in{Var<double>(rand<double>({2, side * side, C}, gen, -1, 1)),
+                              Var<double>(rand<double>({2, Lt, FusedTiny.text.hidden}, gen, -1, 1))};
+  const Tensor<double> mask = text_mask(Lt);
+  auto train = [](Generator& g) {
+    nn::ForwardContext<double> ctx;
+    ctx.training = true;
+    ctx.rng = &g;
+    return ctx;
+  };
+  auto image = [&] {
+    Generator g(53);
+    return m.image_block(2, 1, in[0], train(g), "", models::TextContext<double>{&in[1], &mask});
+  };
+  auto text = [&] {
+    Generator g(54);
+    return m.text_layer(2, in[1], mask, train(g), &in[0], true);
+  };
+  {
+    NoGrad guard;  // dropout is on: training differs from evaluation
+    CHECK(text().value().to_vector() != m.text_layer(2, in[1], mask, {}, &in[0], true).value().to_vector());
+  }
+  Totals ti, tt;
+  check_input("image tokens", in, 0, image, ti);
+  check_input("text tokens", in, 1, image, ti);
+  auto image_params = parameters_of(m.vit_model.layers[2].blocks[1]);
+  check_parameters(image_params, image, ti);
+  report("fused Swin block, training", ti);
+  check_input("image tokens", in, 0, text, tt);
+  check_input("text tokens", in, 1, text, tt);
+  auto text_params = parameters_of(m.text_transformer.layers[2]);
+  check_parameters(text_params, text, tt);
+  report("fused RoBERTa layer, training", tt);
+}
