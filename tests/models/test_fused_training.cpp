@@ -97,6 +97,9 @@ struct ThreadCount {
 
 }  // namespace
 
+// At these sizes few kernels split their work across threads (dropout splits only above 32768
+// elements); the thread independence of dropout's masks at sizes that split is checked in
+// tests/model_ops/test_dropout.cpp.
 TEST_CASE("fused training forward: stochastic, reproducible from the seed, independent of the thread count") {
   models::FiberCoarse<double, Rates> m;
   randomize(m, 1);
