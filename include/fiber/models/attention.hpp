@@ -4,6 +4,8 @@
 #include <cstdint>
 
 #include "fiber/autograd/var.hpp"
+#include "fiber/models/regularize.hpp"
+#include "fiber/nn/context.hpp"
 #include "fiber/ops/linalg.hpp"
 #include "fiber/ops/attention_softmax.hpp"
 
@@ -17,6 +19,16 @@ Var<T> attention(const Var<T>& q, const Var<T>& k, const Var<T>& v, double scale
                  const Tensor<T>& mask = {}) {
   // Scale, bias, mask and softmax in one pass over the scores.
   return matmul(attention_softmax(matmul(q, k.transpose(-1, -2)), T(scale), bias, mask), v);
+}
+
+// The same with dropout p on the attention probabilities in training (RoBERTa's
+// attention_probs_dropout_prob: each query-key probability dropped, kept ones scaled by 1 / (1 - p));
+// in evaluation exactly the function above.
+template <class T>
+Var<T> attention(const Var<T>& q, const Var<T>& k, const Var<T>& v, double scale, const Var<T>& bias,
+                 const Tensor<T>& mask, double dropout_p, const nn::ForwardContext<T>& ctx) {
+  const Var<T> probs = attention_softmax(matmul(q, k.transpose(-1, -2)), T(scale), bias, mask);
+  return matmul(dropout(probs, dropout_p, ctx), v);
 }
 
 // x: [B, L, heads * d] -> [B, heads, L, d]

@@ -91,11 +91,13 @@ struct RobertaAttention {
       : heads(c.heads), query(c.hidden, c.hidden), key(kv_dim, c.hidden), value(kv_dim, c.hidden),
         dense(c.hidden, c.hidden), LayerNorm(c.hidden, c.layer_norm_eps), dropout_p(c.dropout) {}
 
-  // x: [B, L, H] attends to kv: [B, Lk, Dk] (x itself for self-attention) -> dense output [B, L, H]
+  // x: [B, L, H] attends to kv: [B, Lk, Dk] (x itself for self-attention) -> dense output [B, L, H].
+  // In training, dropout on the attention probabilities, then on the dense output (HF's order).
   Var<T> operator()(const Var<T>& x, const Var<T>& kv, const Tensor<T>& mask, const nn::ForwardContext<T>& ctx) const {
     const std::int64_t d = query.out_features() / heads;
     const Var<T> ctx_heads = attention(split_heads(query(x), heads), split_heads(key(kv), heads),
-                                       split_heads(value(kv), heads), 1.0 / std::sqrt(double(d)), Var<T>(), mask);
+                                       split_heads(value(kv), heads), 1.0 / std::sqrt(double(d)), Var<T>(), mask,
+                                       dropout_p, ctx);
     return dropout(dense(merge_heads(ctx_heads)), dropout_p, ctx);
   }
   template <class F>
