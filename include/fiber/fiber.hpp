@@ -61,3 +61,8 @@
 #include "fiber/models/fiber_coarse.hpp"
 #include "fiber/models/coarse_variants.hpp"
 #include "fiber/models/coarse_pipeline.hpp"
+#include "fiber/train/shapes_vocab.hpp"
+#include "fiber/train/shapes_scene.hpp"
+#include "fiber/train/shapes_world.hpp"
+#include "fiber/train/caption_dataset.hpp"
+#include "fiber/train/prefetch_loader.hpp"
