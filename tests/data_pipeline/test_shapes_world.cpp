@@ -123,6 +123,17 @@ TEST_CASE("same seed, same files; another seed, other scenes; vocabulary the sam
   CHECK(test::file_text(root / "a/train.json") != test::file_text(root / "c/train.json"));
   CHECK(test::file_text(root / "a/vocab.json") == test::file_text(root / "c/vocab.json"));
   CHECK(test::file_text(root / "a/merges.txt") == test::file_text(root / "c/merges.txt"));
+  // The files as written load into our tokenizer: one token a word, <s> ... </s> framing.
+  const auto t = text::Tokenizer::from_files(root / "a/vocab.json", root / "a/merges.txt");
+  CHECK(t.vocab_size() == std::size_t(train::shapes_world_vocab_size));
+  for (std::string_view w : train::shapes_world_words) {
+    text::EncodeOptions plain;
+    plain.add_special_tokens = false;
+    CHECK(t.encode(w, plain).size() == 1);
+    CHECK(t.encode(std::string(" ").append(w), plain).size() == 1);
+    const auto framed = t.encode(w);
+    CHECK(framed.ids == std::vector<std::int32_t>{t.bos_id(), t.encode(w, plain).ids[0], t.eos_id()});
+  }
   int differing = 0;
   for (int i = 0; i < 12; ++i) {
     differing += test::file_text(root / "a" / train::detail::shapes_image_name(ShapesSplit::train, i)) !=
