@@ -42,6 +42,7 @@ TEST_CASE("fiber data shapes: absurd values are clear errors") {
       {{"--train", "-1"}, "--train: Value -1 not in range"},
       {{"--train", "20000000"}, "--train: Value 20000000 not in range"},
       {{"--val", "x"}, "--val"},
+      {{"--seed", "-1"}, "--seed"},
       {{"--size", "16"}, "--size: Value 16 not in range 32 to 1024"},
       {{"--size", "4096"}, "--size: Value 4096 not in range"},
       {{"--max-shapes", "5"}, "--max-shapes: Value 5 not in range"},

@@ -176,7 +176,12 @@ TEST_CASE("train.json: COCO images, grounded annotations with spans, categories"
   std::set<std::string> train_captions;
   for (const auto& im : coco["images"]) train_captions.insert(im["caption"]);
   const auto val = nlohmann::json::parse(test::file_text(dir / "val.json"));
-  for (const auto& im : val["images"]) CHECK(train_captions.count(im["caption"]) == 0);
+  std::set<std::string> val_captions;
+  for (const auto& im : val["images"]) {
+    CHECK(train_captions.count(im["caption"]) == 0);
+    CHECK(val_captions.insert(im["caption"]).second);  // each val caption names one val image
+  }
+  CHECK(summary.val_captions_repeated == 0);
   // JSONL mirrors the JSON.
   const std::string jsonl = test::file_text(dir / "train.jsonl");
   const auto first = nlohmann::json::parse(jsonl.substr(0, jsonl.find('\n')));

@@ -34,7 +34,9 @@ inline void add_data_command(CLI::App& app, CommandList& commands) {
   shapes->add_option("--val", args->world.val, "validation scenes (captions unseen in train where possible)")
       ->check(CLI::Range(std::int64_t(0), max))
       ->capture_default_str();
-  shapes->add_option("--seed", args->world.seed, "random seed: same seed, same files")->capture_default_str();
+  shapes->add_option("--seed", args->world.seed, "random seed: same seed, same files")
+      ->check(CLI::NonNegativeNumber)  // an unsigned parse would take -1 as 2^64 - 1
+      ->capture_default_str();
   shapes->add_option("--size", args->world.size, "image side in pixels")->check(CLI::Range(32, 1024))->capture_default_str();
   shapes->add_option("--min-shapes", args->world.min_shapes, "fewest shapes in a scene")->check(CLI::Range(1, 3))->capture_default_str();
   shapes->add_option("--max-shapes", args->world.max_shapes, "most shapes in a scene")->check(CLI::Range(1, 3))->capture_default_str();
@@ -46,9 +48,10 @@ inline void add_data_command(CLI::App& app, CommandList& commands) {
                 static_cast<long long>(s.train), static_cast<long long>(s.val), args->world.size, args->world.size,
                 static_cast<unsigned long long>(args->world.seed), excerpt(args->out, 200).c_str(),
                 static_cast<long long>(train::shapes_world_vocab_size));
-    if (s.val_captions_seen_in_train > 0)
-      std::printf("note: %lld val captions also occur in train (the caption space is small for these options)\n",
-                  static_cast<long long>(s.val_captions_seen_in_train));
+    if (s.val_captions_seen_in_train > 0 || s.val_captions_repeated > 0)
+      std::printf("note: %lld val captions also occur in train and %lld repeat within val (the caption space is small "
+                  "for these options)\n",
+                  static_cast<long long>(s.val_captions_seen_in_train), static_cast<long long>(s.val_captions_repeated));
     return 0;
   });
 }

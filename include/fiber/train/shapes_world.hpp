@@ -15,8 +15,11 @@
 //   DIR/train.jsonl  DIR/val.jsonl   one {"image": "images/train_000000.png", "caption": "..."} a line
 //   DIR/vocab.json  DIR/merges.txt   the world's tokenizer (shapes_vocab.hpp), the same for every seed
 // Same options, same bytes. Scene i of a split does not depend on how many scenes are written.
-// A val scene whose caption a train scene already has is drawn again (up to 63 times), so val
-// captions are unseen in training while the caption space allows it; the summary counts those left.
+// A val scene whose caption a train scene or an earlier val scene already has is drawn again (up
+// to 63 times), so val captions are unseen in training and each names one val image (retrieval
+// on val has one right answer) while the caption space allows it; the summary counts those left.
+// The space: about 9,000 two-shape captions (10,000 train scenes hold about 6,000 distinct ones),
+// far more with three shapes.
 //
 // The tokenizer files and the JSON files are written atomically (io::AtomicFile), the JSON files
 // last: a directory with val.json in it is complete. Images are written without fsync (thousands
@@ -60,6 +63,7 @@ struct ShapesWorldOptions {
 struct ShapesWorldSummary {
   std::int64_t train = 0, val = 0;
   std::int64_t val_captions_seen_in_train = 0;  // val scenes whose caption is also a train caption
+  std::int64_t val_captions_repeated = 0;       // val scenes whose caption an earlier val scene has
 };
 
 enum class ShapesSplit { train = 0, val = 1 };
@@ -176,7 +180,7 @@ inline ShapesWorldSummary write_shapes_world(const std::filesystem::path& dir, c
   detail::write_atomic_text(dir / "merges.txt", vocab.merges_txt());
 
   ShapesWorldSummary summary;
-  std::unordered_set<std::string> train_captions;
+  std::unordered_set<std::string> train_captions, val_captions;
   for (ShapesSplit split : {ShapesSplit::train, ShapesSplit::val}) {
     const std::int64_t count = split == ShapesSplit::train ? o.train : o.val;
     std::vector<Scene> scenes;
@@ -184,9 +188,12 @@ inline ShapesWorldSummary write_shapes_world(const std::filesystem::path& dir, c
     for (std::int64_t i = 0; i < count; ++i) {
       Scene scene = shapes_world_scene(o, split, i);
       if (split == ShapesSplit::val) {
-        for (int attempt = 1; attempt < 64 && train_captions.count(scene.caption); ++attempt)
+        auto taken = [&](const std::string& c) { return train_captions.count(c) || val_captions.count(c); };
+        for (int attempt = 1; attempt < 64 && taken(scene.caption); ++attempt)
           scene = shapes_world_scene(o, split, i, attempt);
         summary.val_captions_seen_in_train += std::int64_t(train_captions.count(scene.caption));
+        summary.val_captions_repeated += std::int64_t(val_captions.count(scene.caption));
+        val_captions.insert(scene.caption);
       } else {
         train_captions.insert(scene.caption);
       }
