@@ -174,6 +174,12 @@ TEST_CASE("a missing or corrupt image fails naming its path, or is skipped and c
     CHECK(warnings[1].find("truncated.png") != std::string::npos);
     CHECK(loader.next().samples == std::vector<std::size_t>{5, 6, 7, 8, 9});
   }
+  // Nothing readable: an error after one epoch of empty batches, not a hang.
+  for (auto& sample : data.samples) sample.image = dir / "missing.png";
+  o.on_skip = nullptr;
+  train::PrefetchLoader none(data, world_tokenizer(), o);
+  CHECK(next_error(none).find("no readable image in the data set") != std::string::npos);
+  CHECK(none.skipped_images() == 23);
   std::filesystem::remove_all(dir);
 }
 

@@ -18,7 +18,8 @@
 // Bad images (missing, unreadable, corrupt): on_bad_image = fail makes next() throw the
 // fiber::Error that names the path, at that batch (again on every later call); skip leaves the
 // sample out of its batch (which is then one shorter; a batch left empty is passed over), counts
-// it and hands its message to on_skip, on the consumer's thread, in batch order.
+// it and hands its message to on_skip, on the consumer's thread, in batch order. An epoch's worth
+// of empty batches in a row is an error (no image is readable), not an endless search.
 //
 // Threads: `threads` workers claim batches in order and stop claiming `queue_batches` ahead of
 // the consumer (a bounded queue). Workers run fiber kernels serially (they mark themselves as
@@ -147,7 +148,11 @@ class PrefetchLoader {
 
   // The next batch; throws the bad image's fiber::Error in fail mode.
   DataBatch next() {
-    for (;;) {
+    // Skip mode passes over empty batches; a whole epoch of them means no image is readable,
+    // and looking further would never end.
+    for (std::uint64_t empty = 0;; ++empty) {
+      FIBER_CHECK(empty < shared_->batches_per_epoch, "PrefetchLoader: every image of ", empty,
+                  " batches in a row was skipped (a whole epoch): no readable image in the data set");
       Result r;
       {
         std::unique_lock lock(shared_->mutex);
