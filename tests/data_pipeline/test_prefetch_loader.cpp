@@ -14,18 +14,24 @@
 using namespace fiber;
 
 namespace {
-// A small shapes world on disk, written once per test run.
+// A small shapes world on disk, written once per test process and removed at its exit.
 const std::filesystem::path& world_dir() {
-  static const std::filesystem::path dir = [] {
-    const auto d = test::fresh_dir("loader_world");
-    train::ShapesWorldOptions o;
-    o.train = 23;
-    o.val = 1;
-    o.size = 32;
-    train::write_shapes_world(d, o);
-    return d;
-  }();
-  return dir;
+  struct World {
+    std::filesystem::path dir = test::fresh_dir("loader_world");
+    World() {
+      train::ShapesWorldOptions o;
+      o.train = 23;
+      o.val = 1;
+      o.size = 32;
+      train::write_shapes_world(dir, o);
+    }
+    ~World() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  };
+  static const World world;
+  return world.dir;
 }
 train::CaptionDataset world() { return train::load_caption_dataset(world_dir() / "train.jsonl"); }
 text::Tokenizer world_tokenizer() { return text::Tokenizer::from_files(world_dir() / "vocab.json", world_dir() / "merges.txt"); }
