@@ -27,6 +27,7 @@ class CommandList {
 
 // The commands. Keep this list sorted.
 #include "cmd_convert.hpp"
+#include "cmd_data.hpp"
 #include "cmd_embed.hpp"
 #include "cmd_init.hpp"
 #include "cmd_inspect.hpp"
@@ -38,6 +39,7 @@ class CommandList {
 namespace fiber::cli {
 inline void add_all_commands(CLI::App& app, CommandList& commands) {
   add_convert_command(app, commands);
+  add_data_command(app, commands);
   add_embed_command(app, commands);
   add_init_command(app, commands);
   add_inspect_command(app, commands);
