@@ -53,9 +53,10 @@ struct Step {
   losses::CoarseLosses<float> out;
 };
 
-// Loads the weights and the queue, runs the step with the fed choices, backward.
-Step& run_step() {
-  static Step* s = [] {
+// Loads the weights and the queue, runs the step with the fed choices, backward; with `share`, the
+// image blocks before fusion run once for the three passes (CoarseObjectives::share_image_prefix).
+Step* make_step(bool share) {
+  {
     auto* st = new Step;
     nn::load_state_dict<float>(st->model, io::open_checkpoint(fixture("weights.safetensors")), Model::load_options());
     st->model.temp.value().fill_(1.3f);
@@ -74,10 +75,19 @@ Step& run_step() {
     nn::ForwardContext<float> ctx;
     ctx.training = true;  // dropout and drop path are 0 in this configuration, as in the fixture
     ctx.rng = &gen;
-    st->out = losses::coarse_pretrain_losses(st->model, st->batch, st->queue, gen, ctx, {}, &st->fed);
+    losses::CoarseObjectives which;
+    which.share_image_prefix = share;
+    st->out = losses::coarse_pretrain_losses(st->model, st->batch, st->queue, gen, ctx, which, &st->fed);
     st->out.total.backward();
     return st;
-  }();
+  }
+}
+Step& run_step() {
+  static Step* s = make_step(false);
+  return *s;
+}
+Step& run_shared_step() {
+  static Step* s = make_step(true);
   return *s;
 }
 
@@ -92,8 +102,7 @@ double loss_of(const Var<float>& v) { return double(v.value().item()); }
 
 }  // namespace
 
-TEST_CASE("coarse pre-training: each loss equals the official step's") {
-  Step& s = run_step();
+static void check_losses(Step& s) {
   const std::pair<const char*, const Var<float>*> losses[] = {
       {"mlm", &s.out.mlm}, {"itc", &s.out.itc}, {"itm", &s.out.itm}, {"total", &s.out.total}};
   for (auto [name, v] : losses) {
@@ -105,8 +114,7 @@ TEST_CASE("coarse pre-training: each loss equals the official step's") {
   CHECK(s.out.mlm_tokens > 0);
 }
 
-TEST_CASE("coarse pre-training: the gradient of every parameter equals the official step's") {
-  Step& s = run_step();
+static void check_gradients(Step& s) {
   const auto no_gradient = nlohmann::json::parse(metadata("no_gradient")).get<std::set<std::string>>();
   double global = 0;
   for (const std::string& name : step().names())
@@ -150,8 +158,7 @@ TEST_CASE("coarse pre-training: the gradient of every parameter equals the offic
   CHECK(compared + int(no_gradient.size()) >= int(nn::named_parameters<float>(s.model).size()));
 }
 
-TEST_CASE("coarse pre-training: the queue after the step equals the official one") {
-  Step& s = run_step();
+static void check_queue(Step& s) {
   const auto& q = s.queue;
   CHECK(q.ptr == ref<std::int64_t>("after.queue_ptr").data()[0]);
   CHECK(q.total == ref<std::int64_t>("after.queue_total").data()[0]);
@@ -175,4 +182,14 @@ TEST_CASE("coarse pre-training: the queue after the step equals the official one
     const Tensor<float> want = k < B ? s.batch.images.select(0, k) : before.select(0, r);
     CHECK(q.images.select(0, r).contiguous().to_vector() == want.contiguous().to_vector());
   }
+}
+
+TEST_CASE("coarse pre-training: each loss equals the official step's") { check_losses(run_step()); }
+TEST_CASE("coarse pre-training: the gradient of every parameter equals the official step's") { check_gradients(run_step()); }
+TEST_CASE("coarse pre-training: the queue after the step equals the official one") { check_queue(run_step()); }
+TEST_CASE("coarse pre-training with the image prefix shared by the three passes: the same losses, gradients, queue") {
+  Step& s = run_shared_step();
+  check_losses(s);
+  check_gradients(s);
+  check_queue(s);
 }

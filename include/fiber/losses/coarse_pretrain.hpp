@@ -24,6 +24,7 @@
 #include "fiber/losses/itc.hpp"
 #include "fiber/models/fiber_coarse.hpp"
 #include "fiber/ops/cross_entropy.hpp"
+#include "fiber/ops/index.hpp"
 #include "fiber/ops/reduce.hpp"
 
 namespace fiber::losses {
@@ -40,6 +41,12 @@ struct CoarseBatch {
 
 struct CoarseObjectives {
   bool itc = true, itm = true, mlm = true;
+  // Run the image blocks that never see text (FiberCoarse::image_prefix) once per batch image and
+  // share them between the MLM, ITC and ITM passes (the official code runs them in each pass, 5x
+  // per image with ITM's 3B pairs). The same function of the same pixels, so the same losses and
+  // gradients up to summation order; refused when training draws drop path (it would draw once,
+  // not per pass). Needs one backward of the total (no on_loss).
+  bool share_image_prefix = false;
 };
 
 // Random choices given instead of drawn (parity tests against the official code, whose draws come
@@ -107,6 +114,16 @@ CoarseLosses<T> coarse_pretrain_losses(models::FiberCoarse<T, C>& model, const C
               "coarse pre-training: ids ", batch.ids.shape(), " and masks ", batch.masks.shape(), " must be [", B, ", L]");
   FIBER_CHECK(which.itc || which.itm || which.mlm, "coarse pre-training: no objective enabled");
   const std::int64_t pad = C.text.pad_token_id;
+  const bool share = which.share_image_prefix;
+  FIBER_CHECK(!share || !on_loss, "coarse pre-training: share_image_prefix needs one backward of the total (no on_loss)");
+  FIBER_CHECK(!share || !ctx.training || C.swin.drop_path_rate == 0,
+              "coarse pre-training: share_image_prefix with drop path ", C.swin.drop_path_rate,
+              " would draw it once for three passes; switch one of them off");
+  Var<T> shared_prefix;  // [B, N3, D3] image_prefix of the batch, when shared
+  auto prefix_of_batch = [&]() -> const Var<T>& {
+    if (!shared_prefix.defined()) shared_prefix = model.image_prefix(Var<T>(batch.images), ctx);
+    return shared_prefix;
+  };
   CoarseLosses<T> out;
   auto add = [&](const char* name, Var<T>& slot, Var<T> loss) {
     slot = loss;
@@ -121,7 +138,8 @@ CoarseLosses<T> coarse_pretrain_losses(models::FiberCoarse<T, C>& model, const C
   if (which.mlm) {
     FIBER_CHECK(batch.mlm_ids.shape() == batch.ids.shape() && batch.mlm_labels.shape() == batch.ids.shape(),
                 "coarse pre-training: MLM needs mlm_ids and mlm_labels of the ids' shape ", batch.ids.shape());
-    const models::FusedFeatures<T> f = model.fuse(Var<T>(batch.images), batch.mlm_ids, batch.masks, ctx);
+    const models::FusedFeatures<T> f = share ? model.fuse_from_prefix(prefix_of_batch(), batch.mlm_ids, batch.masks, ctx)
+                                             : model.fuse(Var<T>(batch.images), batch.mlm_ids, batch.masks, ctx);
     const Var<T> logits = model.mlm_logits(f.text_feats).reshape({-1, C.mlm_vocab});  // [B * L, V]
     const Tensor<std::int64_t> labels = batch.mlm_labels.reshape({-1});
     out.mlm_accuracy = detail::accuracy(logits.value(), labels, &out.mlm_tokens);
@@ -132,7 +150,8 @@ CoarseLosses<T> coarse_pretrain_losses(models::FiberCoarse<T, C>& model, const C
 
   if (which.itc) {
     clamp_temperature(model.temp);
-    const Var<T> image_feat = model.image_embedding(Var<T>(batch.images), ctx);
+    const Var<T> image_feat =
+        share ? model.image_embedding_from_prefix(prefix_of_batch(), ctx) : model.image_embedding(Var<T>(batch.images), ctx);
     const Var<T> text_feat = model.text_embedding(batch.ids, batch.masks, ctx);
     ItcOutput<T> itc = queue.enabled() ? itc_loss(image_feat, text_feat, model.temp, queue.image_feats, queue.text_feats)
                                        : itc_loss(image_feat, text_feat, model.temp);
@@ -177,7 +196,28 @@ CoarseLosses<T> coarse_pretrain_losses(models::FiberCoarse<T, C>& model, const C
       masks = detail::resize_text(masks, L, 0);
       Tensor<std::int64_t> labels = Tensor<std::int64_t>::zeros({3 * B});
       labels.narrow(0, 0, B).fill_(1);
-      const Var<T> logits = model.itm_logits(model.fuse(Var<T>(images), ids, masks, ctx).cls_feats);  // [3B, 2]
+      Var<T> image_input;  // [3B, ...]: pixels, or their shared prefix
+      if (share) {
+        // Negatives from the batch reuse its prefix rows; those from the queue run their own.
+        std::vector<std::int64_t> rows;
+        std::vector<Tensor<T>> queued;
+        for (std::int64_t b = 0; b < B; ++b) {
+          const std::int64_t j = out.image_negatives.at({b});
+          if (j < B) {
+            rows.push_back(j);
+          } else {
+            rows.push_back(B + std::int64_t(queued.size()));
+            queued.push_back(image_neg.narrow(0, b, 1));
+          }
+        }
+        const Var<T> candidates = queued.empty() ? prefix_of_batch()
+                                                 : concat({prefix_of_batch(), model.image_prefix(Var<T>(concat(queued, 0)), ctx)}, 0);
+        const Var<T> neg = index_select(candidates, 0, Tensor<std::int64_t>::from_data({B}, rows));
+        image_input = concat({prefix_of_batch(), prefix_of_batch(), neg}, 0);
+      }
+      const Var<T> logits = model.itm_logits((share ? model.fuse_from_prefix(image_input, ids, masks, ctx)
+                                                    : model.fuse(Var<T>(images), ids, masks, ctx))
+                                                 .cls_feats);  // [3B, 2]
       out.itm_accuracy = detail::accuracy(logits.value(), labels);
       add("itm", out.itm, cross_entropy(logits, labels));
     }
@@ -201,7 +241,7 @@ CoarseLosses<T> coarse_pretrain_losses(models::FiberCoarse<T, C>& model, const C
         images.select(0, i).copy_(batch.images.select(0, other));
       }
     }
-    const Var<T> logits = model.itm_logits(model.fuse(Var<T>(images), batch.ids, batch.masks, ctx).cls_feats);
+    const Var<T> logits = model.itm_logits(model.fuse(Var<T>(images), batch.ids, batch.masks, ctx).cls_feats);  // not shared
     out.itm_accuracy = detail::accuracy(logits.value(), labels);
     add("itm", out.itm, cross_entropy(logits, labels));
   }

@@ -12,6 +12,7 @@
 #include "fiber/core/error.hpp"
 #include "fiber/core/rng.hpp"
 #include "fiber/core/tensor.hpp"
+#include "fiber/ops/reduce.hpp"
 
 namespace fiber::losses {
 
@@ -27,15 +28,19 @@ struct CoarseQueue {
   std::int64_t pad_id = 1;
 
   CoarseQueue() = default;
-  // As the official __init__: features and pixels N(0, 1) (not normalised), ids and masks 0.
+  // As the official __init__: features and pixels N(0, 1), ids and masks 0. The official features
+  // are not normalised (each column has norm ~sqrt(H), far above the unit features that replace
+  // them); `normalise` makes each column unit-length as ALBEF, where the queue comes from.
   CoarseQueue(std::int64_t size, std::int64_t hidden, std::int64_t image_size, std::int64_t max_len, Generator& gen,
-              std::int64_t pad = 1)
+              std::int64_t pad = 1, bool normalise = false)
       : pad_id(pad) {
     FIBER_CHECK(size >= 1 && hidden >= 1 && image_size >= 1 && max_len >= 1,
                 "CoarseQueue: size, hidden, image size and text length must be positive, got ", size, ", ", hidden, ", ",
                 image_size, ", ", max_len);
     image_feats = randn<T>({hidden, size}, gen);
     text_feats = randn<T>({hidden, size}, gen);
+    if (normalise)
+      for (const Tensor<T>* q : {&image_feats, &text_feats}) q->assign(*q / sqrt(sum(*q * *q, {0}, true)));
     images = randn<T>({size, 3, image_size, image_size}, gen);
     text_ids = Tensor<std::int64_t>::zeros({size, max_len});
     text_masks = Tensor<std::int64_t>::zeros({size, max_len});

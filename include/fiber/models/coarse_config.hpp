@@ -77,6 +77,20 @@ inline constexpr FiberCoarseConfig FiberTinyCoarse{
     .mlm_vocab = 1000,
 };
 
+// The demo model (examples/train_coarse, `fiber train coarse --config demo`): small enough to train
+// from scratch on 2 CPU cores in minutes, on 64 x 64 images (window 2) of the shapes world, whose
+// tokenizer has 342 tokens (train/shapes_vocab.hpp: shapes_world_vocab_size). Two fused pairs (the
+// top of stage 3 and stage 4), 4 text layers of width 64. No dropout or drop path: the demo trains
+// for minutes, not epochs.
+inline constexpr FiberCoarseConfig FiberDemoCoarse{
+    .swin = {.image_size = 64, .embed_dim = 32, .depths = {1, 1, 3, 1}, .num_heads = {1, 2, 4, 8}, .drop_path_rate = 0.0},
+    .text = {.vocab_size = 342, .hidden = 64, .heads = 2, .layers = 4, .intermediate = 256, .max_positions = 42,
+             .dropout = 0.0},
+    .num_fuse_block = 2,
+    .hidden = 64,
+    .mlm_vocab = 342,
+};
+
 // Invariants every configuration must satisfy, checked where a model is instantiated.
 template <FiberCoarseConfig C>
 constexpr bool check_coarse_config() {

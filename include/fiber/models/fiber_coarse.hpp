@@ -85,8 +85,24 @@ struct FiberCoarse {
   // ---- unimodal passes (ITC) ---------------------------------------------------------------
   // images: [B, 3, S, S] -> L2-normalised ITC features [B, H]
   Var<T> image_embedding(const Var<T>& images, const nn::ForwardContext<T>& ctx = {}) const {
-    Var<T> x = patch_embed(images, ctx, "itc.image.");
-    for (int s = 0; s < 4; ++s) x = run_stage(s, x, 0, C.swin.depths[s], ctx, "itc.image.", true);
+    return image_embedding_from_prefix(image_prefix(images, ctx, "itc.image."), ctx);
+  }
+
+  // The image blocks that never see text, shared by the unimodal and the fused pass: patch
+  // embedding, stages 1-2, and stage 3 up to its first fused block. images: [B, 3, S, S] ->
+  // [B, (S/16)^2, stage-3 width]. Its output feeds image_embedding_from_prefix and
+  // fuse_from_prefix, so a training step can run it once for all its passes (the same function of
+  // the same images: only the order of gradient sums changes; exact when no drop path is drawn).
+  Var<T> image_prefix(const Var<T>& images, const nn::ForwardContext<T>& ctx = {}, const std::string& prefix = "fused.image.") const {
+    Var<T> x = patch_embed(images, ctx, prefix);
+    for (int s = 0; s < 2; ++s) x = run_stage(s, x, 0, C.swin.depths[s], ctx, prefix, true);
+    return run_stage(2, x, 0, C.first_fused_block(), ctx, prefix, false);
+  }
+
+  // prefix: image_prefix output [B, N3, D3] -> L2-normalised ITC features [B, H]
+  Var<T> image_embedding_from_prefix(const Var<T>& prefix, const nn::ForwardContext<T>& ctx = {}) const {
+    Var<T> x = run_stage(2, prefix, C.first_fused_block(), C.swin.depths[2], ctx, "itc.image.", true);
+    x = run_stage(3, x, 0, C.swin.depths[3], ctx, "itc.image.", true);
     x = vit_model.norm(x);
     ctx.emit("itc.image.norm", x);
     const Var<T> pooled = cross_modal_image_pooler_itc(mean(cross_modal_image_transform_itc(x), {1}));
@@ -113,16 +129,23 @@ struct FiberCoarse {
   // ---- the fused pass (ITM, MLM) -------------------------------------------------------------
   FusedFeatures<T> fuse(const Var<T>& images, const Tensor<std::int64_t>& ids, const Tensor<std::int64_t>& mask,
                         const nn::ForwardContext<T>& ctx = {}) const {
-    const Tensor<T> ext = check_text(ids, mask);
     FIBER_CHECK(images.size(0) == ids.size(0), "fuse: ", images.size(0), " images for ", ids.size(0), " texts");
+    check_text(ids, mask);
+    return fuse_from_prefix(image_prefix(images, ctx), ids, mask, ctx);
+  }
+
+  // The fused pass from image_prefix's output [B, N3, D3] (pair b = prefix row b, text b).
+  FusedFeatures<T> fuse_from_prefix(const Var<T>& image_prefix_out, const Tensor<std::int64_t>& ids,
+                                    const Tensor<std::int64_t>& mask, const nn::ForwardContext<T>& ctx = {}) const {
+    const Tensor<T> ext = check_text(ids, mask);
+    FIBER_CHECK(image_prefix_out.dim() == 3 && image_prefix_out.size(0) == ids.size(0), "fuse: image tokens ",
+                image_prefix_out.shape(), " for ", ids.size(0), " texts");
     const std::string pi = "fused.image.", pt = "fused.text.";
-    Var<T> img = patch_embed(images, ctx, pi);
-    for (int s = 0; s < 2; ++s) img = run_stage(s, img, 0, C.swin.depths[s], ctx, pi, true);
+    Var<T> img = image_prefix_out;
     Var<T> txt = text_transformer.embeddings(ids, ctx);
     ctx.emit(pt + "embeddings", txt);
     int layer = 0;
     for (; layer < C.first_fused_layer(); ++layer) txt = text_layer(layer, txt, ext, ctx, nullptr, true);
-    img = run_stage(2, img, 0, C.first_fused_block(), ctx, pi, false);
     // The fused pairs: the image block reads the text entering the pair, the text layer the
     // image tokens entering it; both are updated together.
     for (int s = 2; s < 4; ++s) {
