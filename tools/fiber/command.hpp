@@ -35,6 +35,7 @@ class CommandList {
 #include "cmd_resize.hpp"
 #include "cmd_retrieve.hpp"
 #include "cmd_tokenize.hpp"
+#include "cmd_train.hpp"
 
 namespace fiber::cli {
 inline void add_all_commands(CLI::App& app, CommandList& commands) {
@@ -47,5 +48,6 @@ inline void add_all_commands(CLI::App& app, CommandList& commands) {
   add_resize_command(app, commands);
   add_retrieve_command(app, commands);
   add_tokenize_command(app, commands);
+  add_train_command(app, commands);
 }
 }  // namespace fiber::cli
