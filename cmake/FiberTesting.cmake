@@ -34,3 +34,29 @@ function(fiber_add_test name)
     "  add_test(${target}_NOT_BUILT ${target}_NOT_BUILT)\nendif()\n")
   set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${CMAKE_CURRENT_BINARY_DIR}/${target}_include.cmake)
 endfunction()
+
+# fiber_add_cli_test(group name ARGS <fiber arguments...> RC 0|fail [STDOUT re] [NOT_STDOUT re]
+#                    [STDERR re] [SETUP fixtures...] [REQUIRES fixtures...]): test <group>/cli/<name>
+# runs the `fiber` command line through tests/io/run_cli.cmake (exit status, stdout and stderr
+# against regular expressions) from the source root. SETUP/REQUIRES order tests that write and
+# read the same files (ctest fixtures). tools/ is added before tests/, but the binary's path is a
+# generator expression so the order does not matter.
+function(fiber_add_cli_test group name)
+  cmake_parse_arguments(T "" "RC;STDOUT;NOT_STDOUT;STDERR" "ARGS;SETUP;REQUIRES" ${ARGN})
+  string(REPLACE ";" "|" joined "${T_ARGS}")
+  set(defs -D CLI=$<TARGET_FILE:fiber_cli> "-DARGS=${joined}" -D RC=${T_RC})
+  foreach(stream STDOUT NOT_STDOUT STDERR)
+    if(DEFINED T_${stream})
+      list(APPEND defs "-D${stream}=${T_${stream}}")
+    endif()
+  endforeach()
+  set(test ${group}/cli/${name})
+  add_test(NAME ${test} COMMAND ${CMAKE_COMMAND} ${defs} -P ${PROJECT_SOURCE_DIR}/tests/io/run_cli.cmake
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  if(T_SETUP)
+    set_tests_properties(${test} PROPERTIES FIXTURES_SETUP "${T_SETUP}")
+  endif()
+  if(T_REQUIRES)
+    set_tests_properties(${test} PROPERTIES FIXTURES_REQUIRED "${T_REQUIRES}")
+  endif()
+endfunction()
