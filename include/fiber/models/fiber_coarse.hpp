@@ -130,8 +130,7 @@ struct FiberCoarse {
   FusedFeatures<T> fuse(const Var<T>& images, const Tensor<std::int64_t>& ids, const Tensor<std::int64_t>& mask,
                         const nn::ForwardContext<T>& ctx = {}) const {
     FIBER_CHECK(images.size(0) == ids.size(0), "fuse: ", images.size(0), " images for ", ids.size(0), " texts");
-    check_text(ids, mask);
-    return fuse_from_prefix(image_prefix(images, ctx), ids, mask, ctx);
+    return fuse_from_prefix(image_prefix(images, ctx), ids, mask, ctx);  // which checks the text
   }
 
   // The fused pass from image_prefix's output [B, N3, D3] (pair b = prefix row b, text b).

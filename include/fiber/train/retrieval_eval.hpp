@@ -13,6 +13,7 @@
 #include "fiber/autograd/grad_mode.hpp"
 #include "fiber/core/error.hpp"
 #include "fiber/models/fiber_coarse.hpp"
+#include "fiber/ops/index.hpp"
 #include "fiber/ops/linalg.hpp"
 
 namespace fiber::train {
@@ -38,18 +39,18 @@ inline RetrievalRecall retrieval_recall(const Tensor<float>& scores, const std::
     for (std::int64_t i = 0; i < Ni; ++i) above += s.at({i, t}) > want;
     r.image_r1 += above < 1, r.image_r5 += above < 5, r.image_r10 += above < 10;
   }
+  std::int64_t queries = 0;  // images with at least one caption
   for (std::int64_t i = 0; i < Ni; ++i) {
+    bool captioned = false;
     float best = -INFINITY;
     for (std::int64_t t = 0; t < Nt; ++t)
-      if (text_image[std::size_t(t)] == i) best = std::max(best, s.at({i, t}));
-    if (best == -INFINITY) continue;  // an image without captions is no query
+      if (text_image[std::size_t(t)] == i) captioned = true, best = std::max(best, s.at({i, t}));
+    if (!captioned) continue;  // an image without captions is no query
+    ++queries;
     std::int64_t above = 0;
     for (std::int64_t t = 0; t < Nt; ++t) above += s.at({i, t}) > best;
     r.text_r1 += above < 1, r.text_r5 += above < 5, r.text_r10 += above < 10;
   }
-  std::int64_t queries = 0;
-  for (std::int64_t i = 0; i < Ni; ++i)
-    queries += std::find(text_image.begin(), text_image.end(), i) != text_image.end();
   r.image_r1 /= double(Nt), r.image_r5 /= double(Nt), r.image_r10 /= double(Nt);
   const double q = double(std::max<std::int64_t>(queries, 1));
   r.text_r1 /= q, r.text_r5 /= q, r.text_r10 /= q;
@@ -72,26 +73,24 @@ Tensor<float> itc_scores(const models::FiberCoarse<float, C>& model, const Tenso
   return matmul(concat(ie, 0), concat(te, 0).t());
 }
 
-// ITM scores [Ni, Nt]: rank_output of the fused pass on every pair, `batch` pairs at a time.
+// ITM scores [Ni, Nt]: rank_output of the fused pass on every pair. Each image's blocks before
+// fusion (FiberCoarse::image_prefix) run once, not once per caption; its prefix then meets the
+// captions `batch` at a time.
 template <models::FiberCoarseConfig C>
 Tensor<float> itm_scores(const models::FiberCoarse<float, C>& model, const Tensor<float>& images,
                          const Tensor<std::int64_t>& ids, const Tensor<std::int64_t>& masks, std::int64_t batch = 128) {
   NoGrad guard;
-  const std::int64_t Ni = images.size(0), Nt = ids.size(0), L = ids.size(1);
+  const std::int64_t Ni = images.size(0), Nt = ids.size(0);
   Tensor<float> out = Tensor<float>::empty({Ni, Nt});
-  const std::int64_t pairs = Ni * Nt;
-  for (std::int64_t p0 = 0; p0 < pairs; p0 += batch) {
-    const std::int64_t n = std::min(batch, pairs - p0);
-    Tensor<float> px = Tensor<float>::empty({n, images.size(1), images.size(2), images.size(3)});
-    Tensor<std::int64_t> pid = Tensor<std::int64_t>::empty({n, L}), pm = Tensor<std::int64_t>::empty({n, L});
-    for (std::int64_t k = 0; k < n; ++k) {
-      const std::int64_t i = (p0 + k) / Nt, t = (p0 + k) % Nt;
-      px.select(0, k).copy_(images.select(0, i));
-      pid.select(0, k).copy_(ids.select(0, t));
-      pm.select(0, k).copy_(masks.select(0, t));
+  for (std::int64_t i = 0; i < Ni; ++i) {
+    const Var<float> prefix = model.image_prefix(Var<float>(images.narrow(0, i, 1)));  // [1, N3, D3]
+    for (std::int64_t t0 = 0; t0 < Nt; t0 += batch) {
+      const std::int64_t n = std::min(batch, Nt - t0);
+      const Var<float> repeated = index_select(prefix, 0, Tensor<std::int64_t>::zeros({n}));  // [n, N3, D3]
+      const Tensor<float> s =
+          model.rank_score(model.fuse_from_prefix(repeated, ids.narrow(0, t0, n), masks.narrow(0, t0, n)).cls_feats).value();
+      out.select(0, i).narrow(0, t0, n).copy_(s.reshape({n}));  // s: [n, 1]
     }
-    const Tensor<float> s = model.rank_score(model.fuse(Var<float>(px), pid, pm).cls_feats).value();  // [n, 1]
-    for (std::int64_t k = 0; k < n; ++k) out.at({(p0 + k) / Nt, (p0 + k) % Nt}) = s.at({k, 0});
   }
   return out;
 }
