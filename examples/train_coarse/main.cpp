@@ -170,7 +170,7 @@ int main(int argc, char** argv) try {
   // 4. Held-out retrieval.
   const auto m = task.evaluate();
   const double total = seconds();
-  const double n_images = double(val_set.images.size()), n_texts = double(val_set.size());
+  const double n_images = double(val_set.images.size());
   std::fprintf(log, "\nheld-out retrieval (%zu images, %zu captions; chance R@1 %.3f, R@5 %.3f):\n",
                val_set.images.size(), val_set.size(), 1.0 / n_images, 5.0 / n_images);
   std::fprintf(log, "                         R@1     R@5\n");
@@ -183,7 +183,6 @@ int main(int argc, char** argv) try {
                "peak RSS %.0f MiB\nrun directory: %s (metrics.jsonl, loss.png, checkpoint)\n",
                train_seconds, summary.images_per_s, last.at("loss"), last.at("itc"), last.at("itm"), last.at("mlm"), total,
                summary.peak_rss_mb, t.run_dir.c_str());
-  (void)n_texts;
   if (o.json) {
     nlohmann::json j = m;
     j["seconds"] = total;

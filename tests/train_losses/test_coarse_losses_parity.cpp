@@ -56,31 +56,29 @@ struct Step {
 // Loads the weights and the queue, runs the step with the fed choices, backward; with `share`, the
 // image blocks before fusion run once for the three passes (CoarseObjectives::share_image_prefix).
 Step* make_step(bool share) {
-  {
-    auto* st = new Step;
-    nn::load_state_dict<float>(st->model, io::open_checkpoint(fixture("weights.safetensors")), Model::load_options());
-    st->model.temp.value().fill_(1.3f);
-    auto& q = st->queue;
-    q.image_feats = ref<float>("before.image_queue");
-    q.text_feats = ref<float>("before.text_queue");
-    q.images = ref<float>("before.image_input_queue");
-    q.text_ids = ref<std::int64_t>("before.text_input_queue");
-    q.text_masks = ref<std::int64_t>("before.text_input_mask_queue");
-    q.ptr = ref<std::int64_t>("before.queue_ptr").data()[0];
-    q.total = ref<std::int64_t>("before.queue_total").data()[0];
-    st->batch = {ref<float>("image"), ref<std::int64_t>("text_ids"), ref<std::int64_t>("text_masks"),
-                 ref<std::int64_t>("mlm_ids"), ref<std::int64_t>("mlm_labels")};
-    st->fed = {ref<std::int64_t>("image_negatives"), ref<std::int64_t>("text_negatives")};
-    Generator gen(1);
-    nn::ForwardContext<float> ctx;
-    ctx.training = true;  // dropout and drop path are 0 in this configuration, as in the fixture
-    ctx.rng = &gen;
-    losses::CoarseObjectives which;
-    which.share_image_prefix = share;
-    st->out = losses::coarse_pretrain_losses(st->model, st->batch, st->queue, gen, ctx, which, &st->fed);
-    st->out.total.backward();
-    return st;
-  }
+  auto* st = new Step;
+  nn::load_state_dict<float>(st->model, io::open_checkpoint(fixture("weights.safetensors")), Model::load_options());
+  st->model.temp.value().fill_(1.3f);
+  auto& q = st->queue;
+  q.image_feats = ref<float>("before.image_queue");
+  q.text_feats = ref<float>("before.text_queue");
+  q.images = ref<float>("before.image_input_queue");
+  q.text_ids = ref<std::int64_t>("before.text_input_queue");
+  q.text_masks = ref<std::int64_t>("before.text_input_mask_queue");
+  q.ptr = ref<std::int64_t>("before.queue_ptr").data()[0];
+  q.total = ref<std::int64_t>("before.queue_total").data()[0];
+  st->batch = {ref<float>("image"), ref<std::int64_t>("text_ids"), ref<std::int64_t>("text_masks"),
+               ref<std::int64_t>("mlm_ids"), ref<std::int64_t>("mlm_labels")};
+  st->fed = {ref<std::int64_t>("image_negatives"), ref<std::int64_t>("text_negatives")};
+  Generator gen(1);
+  nn::ForwardContext<float> ctx;
+  ctx.training = true;  // dropout and drop path are 0 in this configuration, as in the fixture
+  ctx.rng = &gen;
+  losses::CoarseObjectives which;
+  which.share_image_prefix = share;
+  st->out = losses::coarse_pretrain_losses(st->model, st->batch, st->queue, gen, ctx, which, &st->fed);
+  st->out.total.backward();
+  return st;
 }
 Step& run_step() {
   static Step* s = make_step(false);

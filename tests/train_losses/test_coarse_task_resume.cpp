@@ -2,7 +2,7 @@
 // after step 3, everything destroyed, and resumed from its checkpoint reproduces the losses of an
 // uninterrupted run bit for bit (MLM masks, hard negatives, the queue with its pixels and ids, the
 // data position and AdamW all continue exactly); the checkpoint's model part loads strictly into a
-// fresh model and gives the same retrieval scores.
+// fresh model.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
