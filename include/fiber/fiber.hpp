@@ -43,6 +43,7 @@
 #include "fiber/ops/linalg.hpp"
 #include "fiber/ops/linear_gelu.hpp"
 #include "fiber/ops/conv.hpp"
+#include "fiber/ops/deform_conv.hpp"
 #include "fiber/core/half.hpp"
 #include "fiber/io/checkpoint.hpp"
 #include "fiber/io/load_tensor.hpp"
