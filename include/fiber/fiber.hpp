@@ -44,6 +44,8 @@
 #include "fiber/ops/linear_gelu.hpp"
 #include "fiber/ops/conv.hpp"
 #include "fiber/ops/deform_conv.hpp"
+#include "fiber/detection/anchors.hpp"
+#include "fiber/detection/atss.hpp"
 #include "fiber/core/half.hpp"
 #include "fiber/io/checkpoint.hpp"
 #include "fiber/io/load_tensor.hpp"

@@ -1,0 +1,120 @@
+"""Fixtures for tests/detection: anchors, the box coder, IoU and the ATSS targets, written by the
+OFFICIAL fine-grained code (maskrcnn_benchmark from the microsoft/FIBER mirror, see
+fine_official.py), float32 as the official model runs them.
+
+    /root/.cache/fiber-ref-venv/bin/python tests/reference/make_detection.py
+
+Files (tests/data/detection/*.npy):
+  cell_<name>             generate_anchors(stride, sizes, ratios)            (float64)
+  grid_anchors            AnchorGenerator(FIBER's sizes/strides).grid_anchors over `grids`, concatenated
+  grids                   the five (h, w) feature-map sizes                   (int64)
+  coder_gt, coder_anchors, coder_encoded   BoxCoder((10, 10, 5, 5)).encode
+  coder_codes, coder_decoded               BoxCoder.decode (some dw, dh past the clamp)
+  iou_a, iou_b, iou                        boxlist_iou
+  atss<i>_gt, atss<i>_positive_map         image i's boxes and positive map [G, 256]
+  atss<i>_labels, atss<i>_box_targets, atss<i>_token_targets   prepare_targets (labels = box index + 1, 0 unmatched)
+  atss<i>_centerness      compute_centerness_targets on the positive anchors, in anchor order
+"""
+import pathlib
+import types
+
+import numpy as np
+import torch
+
+import fine_official
+
+out_dir = pathlib.Path(__file__).resolve().parents[1] / "data" / "detection"
+out_dir.mkdir(parents=True, exist_ok=True)
+for old in out_dir.glob("*.npy"):
+    old.unlink()
+
+
+def save(name, t):
+    np.save(out_dir / f"{name}.npy", t.detach().cpu().numpy() if torch.is_tensor(t) else np.asarray(t))
+
+
+torch.manual_seed(20261205)
+ns = fine_official.load_official()
+BoxList = ns.bounding_box.BoxList
+
+# ---- anchors ----------------------------------------------------------------------------------
+cells = {
+    "fiber_p3": (8, (64,), (1.0,)),
+    "three_ratios": (16, (32, 64, 128), (0.5, 1.0, 2.0)),
+    "half_even": (5, (10, 25), (4.0, 0.25)),  # sqrt(25 / 4) = 2.5 rounds to 2 (numpy rounds half to even)
+    "odd": (7, (20.0, 45.5), (4.0, 0.7)),      # sqrt(49 / 4) = 3.5 rounds to 4
+}
+for name, (stride, sizes, ratios) in cells.items():
+    save(f"cell_{name}", ns.anchor_generator.generate_anchors(stride, sizes, ratios))
+
+strides = (8, 16, 32, 64, 128)
+sizes = ((64,), (128,), (256,), (512,), (1024,))
+gen = ns.anchor_generator.AnchorGenerator(sizes, (1.0,), strides, 0)
+grids = [(12, 15), (6, 8), (3, 4), (2, 2), (1, 1)]  # a 96 x 120 padded image
+save("grids", np.array(grids, dtype=np.int64))
+level_anchors = gen.grid_anchors(grids)
+anchors = torch.cat(level_anchors, 0)
+save("grid_anchors", anchors)
+
+# ---- box coder, IoU -----------------------------------------------------------------------------
+coder = ns.box_coder.BoxCoder((10.0, 10.0, 5.0, 5.0))
+
+
+def random_boxes(n, w, h, min_size=2.0, max_size=None):
+    max_size = max_size or min(w, h)
+    wh = torch.rand(n, 2) * (max_size - min_size) + min_size
+    x1 = torch.rand(n) * (w - wh[:, 0])
+    y1 = torch.rand(n) * (h - wh[:, 1])
+    return torch.stack([x1, y1, x1 + wh[:, 0], y1 + wh[:, 1]], 1)
+
+
+ca = random_boxes(40, 200, 150)
+cg = random_boxes(40, 200, 150)
+save("coder_anchors", ca)
+save("coder_gt", cg)
+save("coder_encoded", coder.encode(cg, ca))
+codes = torch.randn(40, 4) * torch.tensor([1.0, 1.0, 5.0, 5.0])
+codes[:6, 2:] = torch.tensor([[25.0, 30.0], [21.0, -30.0], [40.0, 0.0], [0.0, 100.0], [20.6, 20.7], [-50.0, 50.0]])
+save("coder_codes", codes)
+save("coder_decoded", coder.decode(codes, ca))
+
+ia = random_boxes(17, 100, 80)
+ib = torch.cat([random_boxes(12, 100, 80), ia[:2], torch.tensor([[10.0, 10.0, 10.0, 10.0], [50.0, 5.0, 49.0, 6.0]])])
+save("iou_a", ia)
+save("iou_b", ib)
+save("iou", ns.boxlist_ops.boxlist_iou(BoxList(ia, (100, 80)), BoxList(ib, (100, 80))))
+
+# ---- ATSS targets -------------------------------------------------------------------------------
+loss = ns.loss.ATSSLossComputation.__new__(ns.loss.ATSSLossComputation)
+torch.nn.Module.__init__(loss)
+loss.cfg = types.SimpleNamespace(MODEL=types.SimpleNamespace(
+    ATSS=types.SimpleNamespace(TOPK=9), RPN=types.SimpleNamespace(ASPECT_RATIOS=(1.0,), SCALES_PER_OCTAVE=1)))
+loss.box_coder = coder
+W, H = 120, 96  # the padded batch size; boxes lie in the images
+images = [
+    torch.cat([random_boxes(4, 110, 90, 6, 80), torch.tensor([[3.3, 4.1, 9.7, 8.9], [1.2, 2.5, 118.4, 93.7]])]),
+    random_boxes(1, 70, 60, 20, 50),
+    random_boxes(7, 120, 96, 4, 40),
+]
+targets, maps = [], []
+for boxes in images:
+    t = BoxList(boxes, (W, H), mode="xyxy")
+    t.add_field("labels", torch.arange(1, len(boxes) + 1))
+    targets.append(t)
+    pm = (torch.rand(len(boxes), 256) < 0.02).float()
+    pm[:, 0] = 0
+    for j in range(len(boxes)):  # every box covers at least one token
+        pm[j, 1 + 3 * j: 3 + 3 * j] = 1
+    maps.append(pm)
+anchor_lists = [[BoxList(a, (W, H), mode="xyxy") for a in level_anchors] for _ in images]
+cls_labels, reg_targets, token_labels, *_ = loss.prepare_targets(targets, anchor_lists, None, torch.cat(maps), None)
+for i, boxes in enumerate(images):
+    save(f"atss{i}_gt", boxes)
+    save(f"atss{i}_positive_map", maps[i])
+    save(f"atss{i}_labels", cls_labels[i].to(torch.int64))
+    save(f"atss{i}_box_targets", reg_targets[i])
+    save(f"atss{i}_token_targets", token_labels[i])
+    pos = cls_labels[i] > 0
+    save(f"atss{i}_centerness", loss.compute_centerness_targets(reg_targets[i][pos], anchors[pos]))
+    print(f"image {i}: {len(boxes)} boxes, {int(pos.sum())} positive anchors of {len(anchors)}")
+print("wrote", out_dir, "from microsoft/FIBER", ns.commit)
