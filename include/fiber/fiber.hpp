@@ -46,6 +46,7 @@
 #include "fiber/ops/deform_conv.hpp"
 #include "fiber/detection/anchors.hpp"
 #include "fiber/detection/atss.hpp"
+#include "fiber/detection/grounding_loss.hpp"
 #include "fiber/core/half.hpp"
 #include "fiber/io/checkpoint.hpp"
 #include "fiber/io/load_tensor.hpp"

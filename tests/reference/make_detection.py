@@ -118,3 +118,47 @@ for i, boxes in enumerate(images):
     save(f"atss{i}_centerness", loss.compute_centerness_targets(reg_targets[i][pos], anchors[pos]))
     print(f"image {i}: {len(boxes)} boxes, {int(pos.sum())} positive anchors of {len(anchors)}")
 print("wrote", out_dir, "from microsoft/FIBER", ns.commit)
+
+# ---- losses: the official ATSSLossComputation.__call__ (dot-product token loss) -----------------
+# Images 0 and 1 of the ATSS section, random head outputs; gradients of the three official losses
+# (token, box x REG_LOSS_WEIGHT, centerness) with respect to the flattened head outputs.
+loss.cfg.MODEL.ATSS.REG_LOSS_WEIGHT = 2.0
+loss.cfg.MODEL.DYHEAD = types.SimpleNamespace(FUSE_CONFIG=types.SimpleNamespace(
+    USE_TOKEN_LOSS=False, USE_CONTRASTIVE_ALIGN_LOSS=False, USE_DOT_PRODUCT_TOKEN_LOSS=True,
+    USE_SHALLOW_CONTRASTIVE_LOSS=False, USE_BACKBONE_SHALLOW_CONTRASTIVE_LOSS=False))
+loss.cls_loss_func = ns.focal.SigmoidFocalLoss(2.0, 0.25)
+loss.token_loss_func = ns.focal.TokenSigmoidFocalLoss(0.25, 2.0)
+loss.centerness_loss_func = torch.nn.BCEWithLogitsLoss(reduction="sum")
+N, A, L = 2, anchors.shape[0], 256
+logits = (torch.randn(N, A, L) * 2).requires_grad_(True)
+box_reg = (torch.randn(N, A, 4) * 0.5).requires_grad_(True)
+ctr = torch.randn(N, A).requires_grad_(True)
+text_mask = torch.zeros(N, L)
+text_mask[0, :20] = 1
+text_mask[1, :12] = 1
+per_level_box, per_level_ctr, per_level_logits, per_level_cls = [], [], [], []
+start = 0
+for (h, w) in grids:
+    end = start + h * w
+    per_level_box.append(box_reg[:, start:end].reshape(N, h, w, 4).permute(0, 3, 1, 2))
+    per_level_ctr.append(ctr[:, start:end].reshape(N, h, w).unsqueeze(1))
+    per_level_logits.append(logits[:, start:end])
+    per_level_cls.append(torch.zeros(N, 1, h, w))
+    start = end
+outs = loss(per_level_cls, per_level_box, per_level_ctr, targets[:2], anchor_lists[:2], captions=None,
+            positive_map=torch.cat(maps[:2]), dot_product_logits=per_level_logits, text_masks=text_mask)
+token_loss, box_loss, centerness_loss = outs[5], outs[1], outs[2]
+save("loss_logits", logits)
+save("loss_box_regression", box_reg)
+save("loss_centerness", ctr)
+save("loss_text_mask", text_mask)
+save("loss_values", torch.stack([token_loss, box_loss, centerness_loss]))
+# Each loss reaches only its own head output (checked here, not stored).
+for name, value, key, own in [("token", token_loss, "logits", 0), ("box", box_loss, "box_regression", 1),
+                              ("centerness", centerness_loss, "centerness", 2)]:
+    grads = torch.autograd.grad(value, [logits, box_reg, ctr], allow_unused=True, retain_graph=True)
+    for i, g in enumerate(grads):
+        if i != own:
+            assert g is None or not g.any(), name
+    save(f"loss_{name}_grad_{key}", grads[own])
+print("losses: token %.6f box %.6f centerness %.6f" % (token_loss.item(), box_loss.item(), centerness_loss.item()))
