@@ -13,6 +13,7 @@
 
 #include "fiber/detection/anchors.hpp"
 #include "fiber/detection/atss.hpp"
+#include "fiber/ops/index.hpp"
 #include "npy.hpp"
 #include "test_util.hpp"
 
@@ -82,11 +83,9 @@ TEST_CASE("ATSS targets equal the official prepare_targets and compute_centernes
     std::vector<std::int64_t> pos;
     for (std::size_t a = 0; a < t.matched.size(); ++a)
       if (t.matched[a] >= 0) pos.push_back(std::int64_t(a));
-    Tensor<float> pos_targets = Tensor<float>::empty({std::int64_t(pos.size()), 4}), pos_anchors = pos_targets.clone();
-    for (std::size_t k = 0; k < pos.size(); ++k) {
-      pos_targets.select(0, std::int64_t(k)).copy_(t.box_targets.select(0, pos[k]));
-      pos_anchors.select(0, std::int64_t(k)).copy_(anchors.select(0, pos[k]));
-    }
+    const auto idx = Tensor<std::int64_t>::from_data({std::int64_t(pos.size())}, pos);
+    const Tensor<float> pos_targets = fiber::index_select(t.box_targets, 0, idx);
+    const Tensor<float> pos_anchors = fiber::index_select(anchors, 0, idx);
     FIBER_CHECK_CLOSE(det::centerness_targets(pos_targets, pos_anchors), fixture(p + "centerness"), kRtol, kAtol);
   }
 }

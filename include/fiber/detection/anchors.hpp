@@ -15,6 +15,7 @@
 
 #include "fiber/core/error.hpp"
 #include "fiber/core/tensor.hpp"
+#include "fiber/ops/join.hpp"
 
 namespace fiber::detection {
 
@@ -85,19 +86,14 @@ template <class T = float>
 Tensor<T> fiber_anchors(std::span<const std::array<std::int64_t, 2>> grids) {
   FIBER_CHECK(grids.size() == fiber_anchor_levels.size(), "fiber_anchors: ", grids.size(), " feature maps for ",
               fiber_anchor_levels.size(), " anchor levels");
-  std::int64_t total = 0;
-  for (const auto& g : grids) total += g[0] * g[1];
-  Tensor<T> out = Tensor<T>::empty({total, 4});
-  std::int64_t row = 0;
+  std::vector<Tensor<T>> levels;
   const double ratio = 1.0;
   for (std::size_t l = 0; l < grids.size(); ++l) {
     const double size = fiber_anchor_levels[l].size;
-    const Tensor<T> level = grid_anchors<T>(grids[l][0], grids[l][1], fiber_anchor_levels[l].stride,
-                                            cell_anchors(fiber_anchor_levels[l].stride, {&size, 1}, {&ratio, 1}));
-    out.narrow(0, row, level.size(0)).copy_(level);
-    row += level.size(0);
+    levels.push_back(grid_anchors<T>(grids[l][0], grids[l][1], fiber_anchor_levels[l].stride,
+                                     cell_anchors(fiber_anchor_levels[l].stride, {&size, 1}, {&ratio, 1})));
   }
-  return out;
+  return concat(levels, 0);
 }
 
 }  // namespace fiber::detection

@@ -20,6 +20,14 @@ template <class T>
 void check_boxes(const Tensor<T>& boxes, const char* what) {
   FIBER_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, what, " must be [N, 4] boxes (x1, y1, x2, y2), got ", boxes.shape());
 }
+
+// Width, height (inclusive, +1) and centre of one [x1, y1, x2, y2] row, as the box coder sees it.
+template <class T>
+struct CoderBox {
+  T w, h, cx, cy;
+  explicit CoderBox(const T* b)
+      : w(b[2] - b[0] + T(1)), h(b[3] - b[1] + T(1)), cx(b[0] + T(0.5) * w), cy(b[1] + T(0.5) * h) {}
+};
 }  // namespace detail
 
 // IoU of every pair, widths and heights counted with +1 (boxlist_iou). a: [N, 4], b: [M, 4].
@@ -65,17 +73,12 @@ struct BoxCoder {
     const Tensor<T> g = gt.contiguous(), a = anchors.contiguous();
     Tensor<T> out = Tensor<T>::empty({gt.size(0), 4});
     for (std::int64_t i = 0; i < gt.size(0); ++i) {
-      const T* p = a.data() + 4 * i;
-      const T* q = g.data() + 4 * i;
-      const T ex_w = p[2] - p[0] + T(1), ex_h = p[3] - p[1] + T(1);
-      const T ex_x = p[0] + T(0.5) * ex_w, ex_y = p[1] + T(0.5) * ex_h;
-      const T gt_w = q[2] - q[0] + T(1), gt_h = q[3] - q[1] + T(1);
-      const T gt_x = q[0] + T(0.5) * gt_w, gt_y = q[1] + T(0.5) * gt_h;
+      const detail::CoderBox<T> ex(a.data() + 4 * i), gb(g.data() + 4 * i);
       T* o = out.data() + 4 * i;
-      o[0] = T(wx) * (gt_x - ex_x) / ex_w;
-      o[1] = T(wy) * (gt_y - ex_y) / ex_h;
-      o[2] = T(ww) * std::log(gt_w / ex_w);
-      o[3] = T(wh) * std::log(gt_h / ex_h);
+      o[0] = T(wx) * (gb.cx - ex.cx) / ex.w;
+      o[1] = T(wy) * (gb.cy - ex.cy) / ex.h;
+      o[2] = T(ww) * std::log(gb.w / ex.w);
+      o[3] = T(wh) * std::log(gb.h / ex.h);
     }
     return out;
   }
@@ -91,14 +94,12 @@ struct BoxCoder {
     const Tensor<T> c = codes.contiguous(), a = anchors.contiguous();
     Tensor<T> out = Tensor<T>::empty({codes.size(0), 4});
     for (std::int64_t i = 0; i < codes.size(0); ++i) {
-      const T* p = a.data() + 4 * i;
+      const detail::CoderBox<T> an(a.data() + 4 * i);
       const T* d = c.data() + 4 * i;
-      const T w = p[2] - p[0] + T(1), h = p[3] - p[1] + T(1);
-      const T cx = p[0] + T(0.5) * w, cy = p[1] + T(0.5) * h;
       const T dx = d[0] / T(wx), dy = d[1] / T(wy);
       const T dw = std::min(d[2] / T(ww), T(clip)), dh = std::min(d[3] / T(wh), T(clip));
-      const T pcx = dx * w + cx, pcy = dy * h + cy;
-      const T pw = std::exp(dw) * w, ph = std::exp(dh) * h;
+      const T pcx = dx * an.w + an.cx, pcy = dy * an.h + an.cy;
+      const T pw = std::exp(dw) * an.w, ph = std::exp(dh) * an.h;
       T* o = out.data() + 4 * i;
       o[0] = pcx - T(0.5) * pw;
       o[1] = pcy - T(0.5) * ph;

@@ -22,6 +22,7 @@
 #include "fiber/detection/atss.hpp"
 #include "fiber/ops/binary_cross_entropy.hpp"
 #include "fiber/ops/index.hpp"
+#include "fiber/ops/join.hpp"
 
 namespace fiber::detection {
 
@@ -169,15 +170,14 @@ Var<T> giou_loss(const Var<T>& codes, const Tensor<T>& target_codes, const Tenso
     const T kx = detail::pick_first(p[2], p[0], true), ky = detail::pick_first(p[3], p[1], true);
     const T g0 = gx1 + (T(1) - kx) * gx2, g2 = kx * gx2, g1 = gy1 + (T(1) - ky) * gy2, g3 = ky * gy2;
     // Decoder: x1 = cx − pw/2, x2 = cx + pw/2 − 1 with cx = c0/wx · w + ctr, pw = exp(min(c2/ww, clip)) · w.
-    const T* an = a.data() + 4 * i;
-    const T aw = an[2] - an[0] + T(1), ah = an[3] - an[1] + T(1);
+    const detail::CoderBox<T> an(a.data() + 4 * i);
     const T* ci = c.data() + 4 * i;
     const T pw = p[2] - p[0] + T(1), ph = p[3] - p[1] + T(1);  // exp(dw)·w, exp(dh)·h
     const T clamp_w = ci[2] / T(coder.ww) < T(coder.clip) ? T(1) : T(0);
     const T clamp_h = ci[3] / T(coder.wh) < T(coder.clip) ? T(1) : T(0);
     T* d = dcodes.data() + 4 * i;
-    d[0] = wi * (g0 + g2) * aw / T(coder.wx);
-    d[1] = wi * (g1 + g3) * ah / T(coder.wy);
+    d[0] = wi * (g0 + g2) * an.w / T(coder.wx);
+    d[1] = wi * (g1 + g3) * an.h / T(coder.wy);
     d[2] = wi * (g2 - g0) * T(0.5) * pw / T(coder.ww) * clamp_w;
     d[3] = wi * (g3 - g1) * T(0.5) * ph / T(coder.wh) * clamp_h;
   }
@@ -219,17 +219,19 @@ GroundingLosses<T> grounding_losses(const Var<T>& logits, const Var<T>& box_regr
   FIBER_CHECK(centerness.shape() == Shape({N, A}), "grounding_losses: centerness must be [", N, ", ", A, "], got ",
               centerness.shape());
   const std::int64_t L = logits.size(2);
-  Tensor<T> token_targets = Tensor<T>::empty({N, A, L});
-  std::vector<std::int64_t> pos;  // flat index n·A + a of every positive anchor
+  std::vector<Tensor<T>> token_rows, box_rows;  // per image [A, L] and [A, 4]
+  std::vector<std::int64_t> pos;                // flat index n·A + a of every positive anchor
   for (std::int64_t n = 0; n < N; ++n) {
     const AtssTargets<T>& t = targets[static_cast<std::size_t>(n)];
     FIBER_CHECK(std::int64_t(t.matched.size()) == A && t.token_targets.shape() == Shape({A, L}) &&
                     t.box_targets.shape() == Shape({A, 4}),
                 "grounding_losses: the targets of image ", n, " are not for ", A, " anchors and ", L, " tokens");
-    token_targets.select(0, n).copy_(t.token_targets);
+    token_rows.push_back(t.token_targets);
+    box_rows.push_back(t.box_targets);
     for (std::int64_t a = 0; a < A; ++a)
       if (t.matched[static_cast<std::size_t>(a)] >= 0) pos.push_back(n * A + a);
   }
+  const Tensor<T> token_targets = concat(token_rows, 0).reshape({N, A, L});
   GroundingLosses<T> out;
   const auto P = std::int64_t(pos.size());
   out.positives = P;
@@ -241,12 +243,10 @@ GroundingLosses<T> grounding_losses(const Var<T>& logits, const Var<T>& box_regr
     return out;
   }
   const Tensor<std::int64_t> idx = Tensor<std::int64_t>::from_data({P}, pos);
-  Tensor<T> pos_targets = Tensor<T>::empty({P, 4}), pos_anchors = Tensor<T>::empty({P, 4});
-  for (std::int64_t k = 0; k < P; ++k) {
-    const std::int64_t n = pos[std::size_t(k)] / A, a = pos[std::size_t(k)] % A;
-    pos_targets.select(0, k).copy_(targets[static_cast<std::size_t>(n)].box_targets.select(0, a));
-    pos_anchors.select(0, k).copy_(anchors.select(0, a));
-  }
+  std::vector<std::int64_t> pos_anchor(pos.size());
+  for (std::size_t k = 0; k < pos.size(); ++k) pos_anchor[k] = pos[k] % A;
+  const Tensor<T> pos_targets = index_select(concat(box_rows, 0), 0, idx);
+  const Tensor<T> pos_anchors = index_select(anchors, 0, Tensor<std::int64_t>::from_data({P}, pos_anchor));
   const Tensor<T> ctr = centerness_targets(pos_targets, pos_anchors, opt.coder);
   double ctr_sum = 0;
   for (std::int64_t k = 0; k < P; ++k) ctr_sum += double(ctr.data()[k]);

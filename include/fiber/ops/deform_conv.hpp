@@ -80,12 +80,13 @@ inline DeformGeometry deform_geometry(const Shape& x, const Shape& offset, const
   return d;
 }
 
-// The sampling points of one image: [G, K, P] in that order. offset: [2·G·K, P] of this image.
+// The sampling points of one image into `points` ([G, K, P] in that order, reused across images).
+// offset: [2·G·K, P] of this image.
 template <class T>
-std::vector<BilinearPoint<T>> deform_points(const DeformGeometry& d, const T* offset) {
+void deform_points(const DeformGeometry& d, const T* offset, std::vector<BilinearPoint<T>>& points) {
   const ConvGeometry& g = d.conv;
   const std::int64_t K = d.taps(), P = d.positions();
-  std::vector<BilinearPoint<T>> points(std::size_t(d.offset_groups * K * P));
+  points.resize(std::size_t(d.offset_groups * K * P));
   parallel_for(0, d.offset_groups * K, 1, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {  // r = group·K + tap
       const std::int64_t k = r % K, i = k / g.kw, j = k % g.kw;
@@ -114,7 +115,6 @@ std::vector<BilinearPoint<T>> deform_points(const DeformGeometry& d, const T* of
       }
     }
   });
-  return points;
 }
 
 // col[(c·K + k), p] = mask · bilinear(x[c], point(g(c), k, p)). x: [C, H, W] of one image,
@@ -199,7 +199,8 @@ void deform_coordinate_grads(const DeformGeometry& d, const std::vector<Bilinear
           // torchvision's get_coordinate_weight).
           sy[p - p0] += gc * ((T(1) - pt.lx) * (v10 - v00) + pt.lx * (v11 - v01));
           sx[p - p0] += gc * ((T(1) - pt.ly) * (v01 - v00) + pt.ly * (v11 - v10));
-          sv[p - p0] += gc * pt.sample(plane);
+          const T hy = T(1) - pt.ly, hx = T(1) - pt.lx;  // the sample from the same four values
+          sv[p - p0] += gc * (hy * hx * v00 + hy * pt.lx * v01 + pt.ly * hx * v10 + pt.ly * pt.lx * v11);
         }
       }
       const T* m = mask ? mask + gk * P : nullptr;
@@ -242,8 +243,9 @@ Tensor<T> deform_conv2d(const Tensor<T>& x, const Tensor<T>& offset, const Tenso
   const std::int64_t K = d.taps(), P = d.positions();
   Tensor<T> out = Tensor<T>::empty({g.N, g.O, g.Ho, g.Wo});
   const Tensor<T> col = Tensor<T>::empty({g.C * K * P});  // fully written by each deform_im2col
+  std::vector<detail::BilinearPoint<T>> points;
   for (std::int64_t n = 0; n < g.N; ++n) {
-    const auto points = detail::deform_points(d, oc.data() + n * 2 * d.offset_groups * K * P);
+    detail::deform_points(d, oc.data() + n * 2 * d.offset_groups * K * P, points);
     detail::deform_im2col(d, points, xc.data() + n * g.C * g.H * g.W,
                           mc.defined() ? mc.data() + n * d.offset_groups * K * P : nullptr, col.data());
     T* out_n = out.data() + n * g.O * P;
@@ -281,11 +283,12 @@ Var<T> deform_conv2d(const Var<T>& x, const Var<T>& offset, const Var<T>& mask, 
     const Tensor<T> col = need_dw ? Tensor<T>::empty({g.C * K * P}) : Tensor<T>();
     const bool need_dcol = need_dx || need_doff || need_dmask;
     const Tensor<T> dcol = need_dcol ? Tensor<T>::empty({g.C * K * P}) : Tensor<T>();
+    std::vector<detail::BilinearPoint<T>> points;
     for (std::int64_t n = 0; n < g.N; ++n) {
       const T* x_n = xv.data() + n * g.C * g.H * g.W;
       const T* m_n = has_mask ? mv.data() + n * GK * P : nullptr;
       const T* g_n = gc.data() + n * g.O * P;  // [O, P]
-      const auto points = detail::deform_points(d, ov.data() + n * 2 * GK * P);
+      detail::deform_points(d, ov.data() + n * 2 * GK * P, points);
       if (need_dw) {
         detail::deform_im2col(d, points, x_n, m_n, col.data());
         for (std::int64_t grp = 0; grp < g.groups; ++grp)  // dW_g += g_g · col_gᵀ, images in order
