@@ -269,7 +269,7 @@ Row swin_block_row(const Model& m, int s, int b, const Var<float>& x, int reps) 
   r.cat[norm] += 2 * t([&] { (void)blk.norm1(x); });  // norm1 and norm2 (same shape)
   Var<float> windows;
   r.cat[layout] += t([&] {
-    const Var<float> hs = blk.shift ? models::cyclic_shift(h, -blk.shift) : h;
+    const Var<float> hs = blk.shift ? fiber::roll(h, {-blk.shift, -blk.shift}, {1, 2}) : h;
     windows = models::window_partition(hs, ws);
   });
   const std::int64_t BW = windows.size(0), nW = BW / B;
@@ -293,7 +293,7 @@ Row swin_block_row(const Model& m, int s, int b, const Var<float>& x, int reps) 
   Var<float> back;
   r.cat[layout] += t([&] {
     Var<float> y = models::window_reverse(proj, ws, side, side);
-    if (blk.shift) y = models::cyclic_shift(y, blk.shift);
+    if (blk.shift) y = fiber::roll(y, {blk.shift, blk.shift}, {1, 2});
     back = y.reshape({B, L, D});
   });
   Var<float> y;
