@@ -72,6 +72,7 @@ def load_official(mirror=DEFAULT_MIRROR, rev="HEAD"):
     ns = types.SimpleNamespace(commit=commit)
     for name, mod in [("bounding_box", "structures.bounding_box"), ("boxlist_ops", "structures.boxlist_ops"),
                       ("box_coder", "modeling.box_coder"), ("anchor_generator", "modeling.rpn.anchor_generator"),
-                      ("loss", "modeling.rpn.loss"), ("focal", "layers.sigmoid_focal_loss")]:
+                      ("loss", "modeling.rpn.loss"), ("focal", "layers.sigmoid_focal_loss"),
+                      ("inference", "modeling.rpn.inference")]:
         setattr(ns, name, importlib.import_module(f"maskrcnn_benchmark.{mod}"))
     return ns

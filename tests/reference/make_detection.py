@@ -162,3 +162,88 @@ for name, value, key, own in [("token", token_loss, "logits", 0), ("box", box_lo
             assert g is None or not g.any(), name
     save(f"loss_{name}_grad_{key}", grads[own])
 print("losses: token %.6f box %.6f centerness %.6f" % (token_loss.item(), box_loss.item(), centerness_loss.item()))
+
+# ---- post-processing: the official ATSSPostProcessor (dot-product logits, SCORE_AGG MEAN) -------
+# Its CPU NMS branch is broken (boxlist_ml_nms on CPU prints and fails), and the CUDA kernel is the
+# one the official model runs; `ml_nms_cuda_semantics` below restates that kernel
+# (csrc/cuda/ml_nms.cu) on the CPU: boxes sorted by score (descending), a box suppresses later
+# boxes of its label whose IoU (float32, +1 widths, devIoU's order of operations) is > threshold,
+# and the kept indices come back sorted ascending (the kernel's final `.sort(0, false)`).
+def ml_nms_cuda_semantics(boxes, scores, labels, thresh):
+    order = torch.sort(scores, descending=True, stable=True)[1]
+    b, lab = boxes[order].float(), labels[order]
+    n = len(order)
+    removed = [False] * n
+    keep = []
+    for i in range(n):
+        if removed[i]:
+            continue
+        keep.append(i)
+        for j in range(i + 1, n):
+            if lab[i] != lab[j]:
+                continue
+            left, right = torch.maximum(b[i, 0], b[j, 0]), torch.minimum(b[i, 2], b[j, 2])
+            top, bottom = torch.maximum(b[i, 1], b[j, 1]), torch.minimum(b[i, 3], b[j, 3])
+            width = torch.clamp(right - left + 1, min=0.0)
+            height = torch.clamp(bottom - top + 1, min=0.0)
+            inter = width * height
+            sa = (b[i, 2] - b[i, 0] + 1) * (b[i, 3] - b[i, 1] + 1)
+            sb = (b[j, 2] - b[j, 0] + 1) * (b[j, 3] - b[j, 1] + 1)
+            if inter / (sa + sb - inter) > thresh:
+                removed[j] = True
+    return torch.sort(order[torch.tensor(keep, dtype=torch.int64)])[0]
+
+
+def boxlist_ml_nms_cuda_path(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels"):
+    # boxlist_ml_nms (structures/boxlist_ops.py) as it runs on CUDA tensors.
+    if nms_thresh <= 0:
+        return boxlist
+    mode = boxlist.mode
+    boxlist = boxlist.convert("xyxy")
+    keep = ml_nms_cuda_semantics(boxlist.bbox, boxlist.get_field(score_field), boxlist.get_field(label_field),
+                                 nms_thresh)
+    if max_proposals > 0:
+        keep = keep[:max_proposals]
+    return boxlist[keep].convert(mode)
+
+
+ns.inference.boxlist_ml_nms = boxlist_ml_nms_cuda_path
+post_grids = [(10, 12), (5, 6), (3, 3)]  # strides 8, 16, 32 over a padded 96 x 80 (w x h) batch
+post_anchors = ns.anchor_generator.AnchorGenerator(sizes[:3], (1.0,), strides[:3], 0).grid_anchors(post_grids)
+IMG_W, IMG_H = 90, 77  # the image inside the padded batch
+save("post_grids", np.array(post_grids, dtype=np.int64))
+save("post_image_size", np.array([IMG_W, IMG_H], dtype=np.int64))
+phrases = [[1, 2], [4], [6, 7, 8], [10], [12, 13]]
+save("post_phrase_tokens", np.array([t for p in phrases for t in p], dtype=np.int64))
+save("post_phrase_lengths", np.array([len(p) for p in phrases], dtype=np.int64))
+positive_map = {j + 1: p for j, p in enumerate(phrases)}
+settings = {  # name: (threshold, pre-NMS top n, NMS threshold, detections per image)
+    "default": (0.05, 1000, 0.6, 100),
+    "tight": (0.3, 7, 0.5, 10),
+    "loose_nms": (0.05, 1000, 0.9, 12),
+    "uncapped": (0.05, 1000, 0.6, 0),  # 0: no cap (`if n > fpn_post_nms_top_n > 0`)
+}
+for case, seed in [("a", 1), ("b", 2)]:
+    g = torch.Generator().manual_seed(seed)
+    box_regression, centerness, dot_logits, cls = [], [], [], []
+    for (h, w) in post_grids:
+        box_regression.append(torch.randn(1, 4, h, w, generator=g) * torch.tensor([4.0, 4.0, 2.0, 2.0]).view(1, 4, 1, 1))
+        centerness.append(torch.randn(1, 1, h, w, generator=g) * 2)
+        dot_logits.append(torch.randn(1, h * w, 256, generator=g) * 2 - 1)
+        cls.append(torch.zeros(1, 80, h, w))  # cls_logits: only its width (80 phrases) matters
+    for lv in range(len(post_grids)):
+        save(f"post_{case}_box_regression{lv}", box_regression[lv][0])
+        save(f"post_{case}_centerness{lv}", centerness[lv][0])
+        save(f"post_{case}_logits{lv}", dot_logits[lv][0])
+    for name, (th, top_n, nms_th, per_img) in settings.items():
+        post = ns.inference.ATSSPostProcessor(pre_nms_thresh=th, pre_nms_top_n=top_n, nms_thresh=nms_th,
+                                              fpn_post_nms_top_n=per_img, min_size=0, num_classes=81,
+                                              box_coder=coder, score_agg="MEAN")
+        anchor_boxlists = [[BoxList(a, (IMG_W, IMG_H), mode="xyxy") for a in post_anchors]]
+        with torch.no_grad():
+            result = post(box_regression, centerness, anchor_boxlists, box_cls=cls, dot_product_logits=dot_logits,
+                          positive_map=positive_map)[0]
+        save(f"post_{case}_{name}_boxes", result.bbox)
+        save(f"post_{case}_{name}_scores", result.get_field("scores"))
+        save(f"post_{case}_{name}_labels", result.get_field("labels").to(torch.int64))
+        print(f"post-processing {case}/{name}: {len(result)} detections")
