@@ -48,6 +48,7 @@
 #include "fiber/detection/atss.hpp"
 #include "fiber/detection/grounding_loss.hpp"
 #include "fiber/detection/postprocess.hpp"
+#include "fiber/detection/prompt.hpp"
 #include "fiber/core/half.hpp"
 #include "fiber/io/checkpoint.hpp"
 #include "fiber/io/load_tensor.hpp"

@@ -78,6 +78,33 @@ T nms_iou(const T* a, const T* b) {
   return inter / (sa + sb - inter);
 }
 
+// Keeps the first `cap` of `keep` (indices into `scores`, best first) and every later one tied
+// with the last kept (the official kthvalue threshold with >=). cap <= 0: all.
+template <class T>
+void cap_with_ties(std::vector<std::int64_t>& keep, const std::vector<T>& scores, std::int64_t cap) {
+  if (cap <= 0 || std::int64_t(keep.size()) <= cap) return;
+  const T last = scores[std::size_t(keep[std::size_t(cap - 1)])];
+  std::size_t cut = std::size_t(cap);
+  while (cut < keep.size() && scores[std::size_t(keep[cut])] >= last) ++cut;
+  keep.resize(cut);
+}
+
+template <class T>
+Detections<T> gather_detections(std::span<const std::int64_t> keep, const std::vector<T>& boxes,
+                                const std::vector<T>& scores, const std::vector<std::int64_t>& labels) {
+  Detections<T> out;
+  const std::int64_t K = std::int64_t(keep.size());
+  out.boxes = Tensor<T>::empty({K, 4});
+  out.scores = Tensor<T>::empty({K});
+  for (std::int64_t k = 0; k < K; ++k) {
+    const std::size_t i = std::size_t(keep[std::size_t(k)]);
+    std::copy_n(boxes.data() + 4 * i, 4, out.boxes.data() + 4 * k);
+    out.scores.data()[k] = scores[i];
+    out.labels.push_back(labels[i]);
+  }
+  return out;
+}
+
 // Clamp that lets NaN through, as torch.clamp does (the box is then dropped by the size check).
 template <class T>
 T clamp_keep_nan(T v, T hi) { return v < T(0) ? T(0) : (v > hi ? hi : v); }
@@ -224,24 +251,37 @@ Detections<T> postprocess(std::span<const LevelPredictions<T>> levels, const Phr
         std::stable_sort(all.begin(), all.end(), [&](std::int64_t i, std::int64_t j) { return scores[i] > scores[j]; });
         return all;
       }();
-  // The best detections_per_image; ties with the last one stay (the official kthvalue, >=).
-  if (opt.detections_per_image > 0 && std::int64_t(keep.size()) > opt.detections_per_image) {
-    const T last = scores[std::size_t(keep[std::size_t(opt.detections_per_image - 1)])];
-    std::size_t cut = std::size_t(opt.detections_per_image);
-    while (cut < keep.size() && scores[std::size_t(keep[cut])] >= last) ++cut;
-    keep.resize(cut);
+  detail::cap_with_ties(keep, scores, opt.detections_per_image);
+  return detail::gather_detections(keep, boxes, scores, labels);
+}
+
+// The detections of several prompts over one image (a category list split into chunks) as one
+// list: part i's labels shifted by label_offsets[i], best first, the best detections_per_image
+// (<= 0: all) with ties at the last place kept, as within one prompt.
+template <class T>
+Detections<T> merge_detections(std::span<const Detections<T>> parts, std::span<const std::int64_t> label_offsets,
+                               std::int64_t detections_per_image) {
+  FIBER_CHECK(parts.size() == label_offsets.size(), "merge_detections: ", parts.size(), " parts but ",
+              label_offsets.size(), " label offsets");
+  std::vector<T> boxes, scores;
+  std::vector<std::int64_t> labels;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const Detections<T>& d = parts[i];
+    FIBER_CHECK(d.boxes.shape() == Shape({d.size(), 4}) && d.scores.shape() == Shape({d.size()}),
+                "merge_detections: part ", i, " has ", d.size(), " labels, boxes ", d.boxes.shape(), " and scores ",
+                d.scores.shape());
+    const Tensor<T> b = d.boxes.contiguous(), s = d.scores.contiguous();
+    boxes.insert(boxes.end(), b.data(), b.data() + 4 * d.size());
+    scores.insert(scores.end(), s.data(), s.data() + d.size());
+    for (std::int64_t l : d.labels) labels.push_back(l + label_offsets[i]);
   }
-  Detections<T> out;
-  const std::int64_t K = std::int64_t(keep.size());
-  out.boxes = Tensor<T>::empty({K, 4});
-  out.scores = Tensor<T>::empty({K});
-  for (std::int64_t k = 0; k < K; ++k) {
-    const std::size_t i = std::size_t(keep[std::size_t(k)]);
-    std::copy_n(boxes.data() + 4 * i, 4, out.boxes.data() + 4 * k);
-    out.scores.data()[k] = scores[i];
-    out.labels.push_back(labels[i]);
-  }
-  return out;
+  std::vector<std::int64_t> keep(labels.size());
+  std::iota(keep.begin(), keep.end(), std::int64_t(0));
+  std::stable_sort(keep.begin(), keep.end(), [&](std::int64_t a, std::int64_t b) {
+    return scores[std::size_t(a)] > scores[std::size_t(b)];
+  });
+  detail::cap_with_ties(keep, scores, detections_per_image);
+  return detail::gather_detections(keep, boxes, scores, labels);
 }
 
 }  // namespace fiber::detection
