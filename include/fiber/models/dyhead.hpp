@@ -100,7 +100,9 @@ struct DyConv {
     for (std::size_t l = 0; l < L; ++l) {
       const Var<T>& x = features[l];
       const Var<T> offset_mask = offset(x);
-      std::vector<Var<T>> parts{convs[1](x, offset_mask)};
+      std::vector<Var<T>> parts;
+      parts.reserve(3);
+      parts.push_back(convs[1](x, offset_mask));
       if (l > 0) parts.push_back(convs[2](features[l - 1], offset_mask));
       if (l + 1 < L) parts.push_back(upsample_bilinear(convs[0](features[l + 1], offset_mask), {x.size(2), x.size(3)}));
       // Scale attention: each part weighted by h_sigmoid(relu(conv1x1(avg_pool(part)))) [N, 1, 1, 1].
