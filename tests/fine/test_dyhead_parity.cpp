@@ -66,7 +66,8 @@ void check_parity(double tol) {
   REQUIRE(p.size() == 5);
   for (int l = 0; l < 5; ++l) {
     CAPTURE(l);
-    CHECK(relative_error(p[std::size_t(l)].value(), ref("p" + std::to_string(l + 3))) <= tol);
+    const char* level_name[] = {"p3", "p4", "p5", "p6", "p7"};
+    CHECK(relative_error(p[std::size_t(l)].value(), ref(level_name[l])) <= tol);
   }
   const models::HeadOutputs<T> out = m.head(p, in("text"));
   for (int l = 0; l < 5; ++l) {
