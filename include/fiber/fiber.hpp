@@ -81,6 +81,7 @@
 #include "fiber/train/param_groups.hpp"
 #include "fiber/train/adamw.hpp"
 #include "fiber/train/lr_schedule.hpp"
+#include "fiber/train/fine_recipe.hpp"
 #include "fiber/train/grad_clip.hpp"
 #include "fiber/train/task.hpp"
 #include "fiber/train/checkpoint_file.hpp"
