@@ -73,6 +73,7 @@
 #include "fiber/models/fine_config.hpp"
 #include "fiber/models/fpn.hpp"
 #include "fiber/models/dyhead.hpp"
+#include "fiber/models/fine_head_io.hpp"
 #include "fiber/losses/itc.hpp"
 #include "fiber/losses/coarse_queue.hpp"
 #include "fiber/losses/hard_negatives.hpp"

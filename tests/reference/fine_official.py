@@ -20,6 +20,8 @@ import sys
 import tempfile
 import types
 
+import torch
+
 DEFAULT_MIRROR = "/work/.mirror/microsoft+FIBER/repo"
 REAL_FILES = [
     "structures/bounding_box.py", "structures/image_list.py", "structures/boxlist_ops.py",
@@ -76,3 +78,70 @@ def load_official(mirror=DEFAULT_MIRROR, rev="HEAD"):
                       ("inference", "modeling.rpn.inference")]:
         setattr(ns, name, importlib.import_module(f"maskrcnn_benchmark.{mod}"))
     return ns
+
+
+# The official ATSSPostProcessor's NMS: its CPU branch is broken (boxlist_ml_nms on CPU prints and
+# fails), and the CUDA kernel is the one the official model runs; `ml_nms_cuda_semantics` restates
+# that kernel
+# (csrc/cuda/ml_nms.cu) on the CPU: boxes sorted by score (descending), a box suppresses later
+# boxes of its label whose IoU (float32, +1 widths, devIoU's order of operations) is > threshold,
+# and the kept indices come back sorted ascending (the kernel's final `.sort(0, false)`).
+def ml_nms_cuda_semantics(boxes, scores, labels, thresh):
+    order = torch.sort(scores, descending=True, stable=True)[1]
+    b, lab = boxes[order].float(), labels[order]
+    n = len(order)
+    removed = [False] * n
+    keep = []
+    for i in range(n):
+        if removed[i]:
+            continue
+        keep.append(i)
+        for j in range(i + 1, n):
+            if lab[i] != lab[j]:
+                continue
+            left, right = torch.maximum(b[i, 0], b[j, 0]), torch.minimum(b[i, 2], b[j, 2])
+            top, bottom = torch.maximum(b[i, 1], b[j, 1]), torch.minimum(b[i, 3], b[j, 3])
+            width = torch.clamp(right - left + 1, min=0.0)
+            height = torch.clamp(bottom - top + 1, min=0.0)
+            inter = width * height
+            sa = (b[i, 2] - b[i, 0] + 1) * (b[i, 3] - b[i, 1] + 1)
+            sb = (b[j, 2] - b[j, 0] + 1) * (b[j, 3] - b[j, 1] + 1)
+            if inter / (sa + sb - inter) > thresh:
+                removed[j] = True
+    return torch.sort(order[torch.tensor(keep, dtype=torch.int64)])[0]
+
+
+def boxlist_ml_nms_cuda_path(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels"):
+    # boxlist_ml_nms (structures/boxlist_ops.py) as it runs on CUDA tensors.
+    if nms_thresh <= 0:
+        return boxlist
+    mode = boxlist.mode
+    boxlist = boxlist.convert("xyxy")
+    keep = ml_nms_cuda_semantics(boxlist.bbox, boxlist.get_field(score_field), boxlist.get_field(label_field),
+                                 nms_thresh)
+    if max_proposals > 0:
+        keep = keep[:max_proposals]
+    return boxlist[keep].convert(mode)
+
+
+def use_cuda_ml_nms(ns):
+    """Makes the loaded official inference module call the CUDA ml_nms rule (on CPU tensors)."""
+    ns.inference.boxlist_ml_nms = boxlist_ml_nms_cuda_path
+
+
+def atss_loss(ns, coder):
+    """The official ATSSLossComputation with FIBER's settings (TOPK 9, one anchor per location,
+    REG_LOSS_WEIGHT 2, the dot-product token loss), built without the config system."""
+    loss = ns.loss.ATSSLossComputation.__new__(ns.loss.ATSSLossComputation)
+    torch.nn.Module.__init__(loss)
+    loss.cfg = types.SimpleNamespace(MODEL=types.SimpleNamespace(
+        ATSS=types.SimpleNamespace(TOPK=9, REG_LOSS_WEIGHT=2.0),
+        RPN=types.SimpleNamespace(ASPECT_RATIOS=(1.0,), SCALES_PER_OCTAVE=1),
+        DYHEAD=types.SimpleNamespace(FUSE_CONFIG=types.SimpleNamespace(
+            USE_TOKEN_LOSS=False, USE_CONTRASTIVE_ALIGN_LOSS=False, USE_DOT_PRODUCT_TOKEN_LOSS=True,
+            USE_SHALLOW_CONTRASTIVE_LOSS=False, USE_BACKBONE_SHALLOW_CONTRASTIVE_LOSS=False))))
+    loss.box_coder = coder
+    loss.cls_loss_func = ns.focal.SigmoidFocalLoss(2.0, 0.25)
+    loss.token_loss_func = ns.focal.TokenSigmoidFocalLoss(0.25, 2.0)
+    loss.centerness_loss_func = torch.nn.BCEWithLogitsLoss(reduction="sum")
+    return loss

@@ -85,11 +85,7 @@ save("iou_b", ib)
 save("iou", ns.boxlist_ops.boxlist_iou(BoxList(ia, (100, 80)), BoxList(ib, (100, 80))))
 
 # ---- ATSS targets -------------------------------------------------------------------------------
-loss = ns.loss.ATSSLossComputation.__new__(ns.loss.ATSSLossComputation)
-torch.nn.Module.__init__(loss)
-loss.cfg = types.SimpleNamespace(MODEL=types.SimpleNamespace(
-    ATSS=types.SimpleNamespace(TOPK=9), RPN=types.SimpleNamespace(ASPECT_RATIOS=(1.0,), SCALES_PER_OCTAVE=1)))
-loss.box_coder = coder
+loss = fine_official.atss_loss(ns, coder)
 W, H = 120, 96  # the padded batch size; boxes lie in the images
 images = [
     torch.cat([random_boxes(4, 110, 90, 6, 80), torch.tensor([[3.3, 4.1, 9.7, 8.9], [1.2, 2.5, 118.4, 93.7]])]),
@@ -122,13 +118,6 @@ print("wrote", out_dir, "from microsoft/FIBER", ns.commit)
 # ---- losses: the official ATSSLossComputation.__call__ (dot-product token loss) -----------------
 # Images 0 and 1 of the ATSS section, random head outputs; gradients of the three official losses
 # (token, box x REG_LOSS_WEIGHT, centerness) with respect to the flattened head outputs.
-loss.cfg.MODEL.ATSS.REG_LOSS_WEIGHT = 2.0
-loss.cfg.MODEL.DYHEAD = types.SimpleNamespace(FUSE_CONFIG=types.SimpleNamespace(
-    USE_TOKEN_LOSS=False, USE_CONTRASTIVE_ALIGN_LOSS=False, USE_DOT_PRODUCT_TOKEN_LOSS=True,
-    USE_SHALLOW_CONTRASTIVE_LOSS=False, USE_BACKBONE_SHALLOW_CONTRASTIVE_LOSS=False))
-loss.cls_loss_func = ns.focal.SigmoidFocalLoss(2.0, 0.25)
-loss.token_loss_func = ns.focal.TokenSigmoidFocalLoss(0.25, 2.0)
-loss.centerness_loss_func = torch.nn.BCEWithLogitsLoss(reduction="sum")
 N, A, L = 2, anchors.shape[0], 256
 logits = (torch.randn(N, A, L) * 2).requires_grad_(True)
 box_reg = (torch.randn(N, A, 4) * 0.5).requires_grad_(True)
@@ -164,50 +153,8 @@ for name, value, key, own in [("token", token_loss, "logits", 0), ("box", box_lo
 print("losses: token %.6f box %.6f centerness %.6f" % (token_loss.item(), box_loss.item(), centerness_loss.item()))
 
 # ---- post-processing: the official ATSSPostProcessor (dot-product logits, SCORE_AGG MEAN) -------
-# Its CPU NMS branch is broken (boxlist_ml_nms on CPU prints and fails), and the CUDA kernel is the
-# one the official model runs; `ml_nms_cuda_semantics` below restates that kernel
-# (csrc/cuda/ml_nms.cu) on the CPU: boxes sorted by score (descending), a box suppresses later
-# boxes of its label whose IoU (float32, +1 widths, devIoU's order of operations) is > threshold,
-# and the kept indices come back sorted ascending (the kernel's final `.sort(0, false)`).
-def ml_nms_cuda_semantics(boxes, scores, labels, thresh):
-    order = torch.sort(scores, descending=True, stable=True)[1]
-    b, lab = boxes[order].float(), labels[order]
-    n = len(order)
-    removed = [False] * n
-    keep = []
-    for i in range(n):
-        if removed[i]:
-            continue
-        keep.append(i)
-        for j in range(i + 1, n):
-            if lab[i] != lab[j]:
-                continue
-            left, right = torch.maximum(b[i, 0], b[j, 0]), torch.minimum(b[i, 2], b[j, 2])
-            top, bottom = torch.maximum(b[i, 1], b[j, 1]), torch.minimum(b[i, 3], b[j, 3])
-            width = torch.clamp(right - left + 1, min=0.0)
-            height = torch.clamp(bottom - top + 1, min=0.0)
-            inter = width * height
-            sa = (b[i, 2] - b[i, 0] + 1) * (b[i, 3] - b[i, 1] + 1)
-            sb = (b[j, 2] - b[j, 0] + 1) * (b[j, 3] - b[j, 1] + 1)
-            if inter / (sa + sb - inter) > thresh:
-                removed[j] = True
-    return torch.sort(order[torch.tensor(keep, dtype=torch.int64)])[0]
-
-
-def boxlist_ml_nms_cuda_path(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels"):
-    # boxlist_ml_nms (structures/boxlist_ops.py) as it runs on CUDA tensors.
-    if nms_thresh <= 0:
-        return boxlist
-    mode = boxlist.mode
-    boxlist = boxlist.convert("xyxy")
-    keep = ml_nms_cuda_semantics(boxlist.bbox, boxlist.get_field(score_field), boxlist.get_field(label_field),
-                                 nms_thresh)
-    if max_proposals > 0:
-        keep = keep[:max_proposals]
-    return boxlist[keep].convert(mode)
-
-
-ns.inference.boxlist_ml_nms = boxlist_ml_nms_cuda_path
+# Its CPU NMS branch is broken; fine_official.use_cuda_ml_nms puts the CUDA kernel's rule in.
+fine_official.use_cuda_ml_nms(ns)
 post_grids = [(10, 12), (5, 6), (3, 3)]  # strides 8, 16, 32 over a padded 96 x 80 (w x h) batch
 post_anchors = ns.anchor_generator.AnchorGenerator(sizes[:3], (1.0,), strides[:3], 0).grid_anchors(post_grids)
 IMG_W, IMG_H = 90, 77  # the image inside the padded batch
