@@ -14,16 +14,14 @@
 #include "fiber/detection/anchors.hpp"
 #include "fiber/detection/atss.hpp"
 #include "fiber/ops/index.hpp"
-#include "npy.hpp"
+#include "detection_fixture.hpp"
 #include "test_util.hpp"
 
 using fiber::Tensor;
-using fiber::test::load_npy;
+using fiber::test::detection_fixture;
 namespace det = fiber::detection;
 
 namespace {
-template <class T = float>
-Tensor<T> fixture(const std::string& name) { return load_npy<T>("detection/" + name + ".npy"); }
 constexpr double kRtol = 2.4e-7, kAtol = 1e-6;
 }  // namespace
 
@@ -39,16 +37,16 @@ TEST_CASE("cell anchors equal Detectron's generate_anchors (ratios, sizes, numpy
                         {"odd", 7, {20.0, 45.5}, {4.0, 0.7}}};
   for (const Cell& c : cells) {
     CAPTURE(c.name);
-    const Tensor<double> want = fixture<double>(std::string("cell_") + c.name);
+    const Tensor<double> want = detection_fixture<double>(std::string("cell_") + c.name);
     CHECK(det::cell_anchors(c.stride, c.sizes, c.ratios).to_vector() == want.to_vector());
   }
 }
 
 TEST_CASE("FIBER's anchors over five feature maps equal AnchorGenerator.grid_anchors") {
-  const Tensor<std::int64_t> g = fixture<std::int64_t>("grids");
+  const Tensor<std::int64_t> g = detection_fixture<std::int64_t>("grids");
   std::vector<std::array<std::int64_t, 2>> grids;
   for (std::int64_t l = 0; l < g.size(0); ++l) grids.push_back({g.data()[2 * l], g.data()[2 * l + 1]});
-  const Tensor<float> want = fixture("grid_anchors");
+  const Tensor<float> want = detection_fixture("grid_anchors");
   const Tensor<float> got = det::fiber_anchors<float>(grids);
   REQUIRE(got.shape() == want.shape());
   CHECK(got.to_vector() == want.to_vector());
@@ -56,29 +54,29 @@ TEST_CASE("FIBER's anchors over five feature maps equal AnchorGenerator.grid_anc
 
 TEST_CASE("box coder and IoU equal the official BoxCoder and boxlist_iou (float32)") {
   const det::BoxCoder coder;
-  const Tensor<float> anchors = fixture("coder_anchors");
-  FIBER_CHECK_CLOSE(coder.encode(fixture("coder_gt"), anchors), fixture("coder_encoded"), kRtol, kAtol);
-  FIBER_CHECK_CLOSE(coder.decode(fixture("coder_codes"), anchors), fixture("coder_decoded"), kRtol, kAtol);
-  FIBER_CHECK_CLOSE(det::box_iou(fixture("iou_a"), fixture("iou_b")), fixture("iou"), kRtol, kAtol);
+  const Tensor<float> anchors = detection_fixture("coder_anchors");
+  FIBER_CHECK_CLOSE(coder.encode(detection_fixture("coder_gt"), anchors), detection_fixture("coder_encoded"), kRtol, kAtol);
+  FIBER_CHECK_CLOSE(coder.decode(detection_fixture("coder_codes"), anchors), detection_fixture("coder_decoded"), kRtol, kAtol);
+  FIBER_CHECK_CLOSE(det::box_iou(detection_fixture("iou_a"), detection_fixture("iou_b")), detection_fixture("iou"), kRtol, kAtol);
 }
 
 TEST_CASE("ATSS targets equal the official prepare_targets and compute_centerness_targets") {
-  const Tensor<std::int64_t> g = fixture<std::int64_t>("grids");
+  const Tensor<std::int64_t> g = detection_fixture<std::int64_t>("grids");
   std::vector<std::int64_t> per_level;
   for (std::int64_t l = 0; l < g.size(0); ++l) per_level.push_back(g.data()[2 * l] * g.data()[2 * l + 1]);
-  const Tensor<float> anchors = fixture("grid_anchors");
+  const Tensor<float> anchors = detection_fixture("grid_anchors");
   for (int i = 0; i < 3; ++i) {
     CAPTURE(i);
     const std::string p = "atss" + std::to_string(i) + "_";
-    const auto t = det::atss_targets(anchors, per_level, fixture(p + "gt"), fixture(p + "positive_map"));
+    const auto t = det::atss_targets(anchors, per_level, detection_fixture(p + "gt"), detection_fixture(p + "positive_map"));
     // labels: box index + 1, 0 where unmatched.
-    const auto labels = fixture<std::int64_t>(p + "labels").to_vector();
+    const auto labels = detection_fixture<std::int64_t>(p + "labels").to_vector();
     std::vector<std::int64_t> got(t.matched.size());
     for (std::size_t a = 0; a < got.size(); ++a) got[a] = t.matched[a] + 1;
     CHECK(got == labels);
     CHECK(t.positives() > 0);
-    CHECK(t.token_targets.to_vector() == fixture(p + "token_targets").to_vector());
-    FIBER_CHECK_CLOSE(t.box_targets, fixture(p + "box_targets"), kRtol, kAtol);
+    CHECK(t.token_targets.to_vector() == detection_fixture(p + "token_targets").to_vector());
+    FIBER_CHECK_CLOSE(t.box_targets, detection_fixture(p + "box_targets"), kRtol, kAtol);
     // Centerness of the positives, in anchor order.
     std::vector<std::int64_t> pos;
     for (std::size_t a = 0; a < t.matched.size(); ++a)
@@ -86,6 +84,6 @@ TEST_CASE("ATSS targets equal the official prepare_targets and compute_centernes
     const auto idx = Tensor<std::int64_t>::from_data({std::int64_t(pos.size())}, pos);
     const Tensor<float> pos_targets = fiber::index_select(t.box_targets, 0, idx);
     const Tensor<float> pos_anchors = fiber::index_select(anchors, 0, idx);
-    FIBER_CHECK_CLOSE(det::centerness_targets(pos_targets, pos_anchors), fixture(p + "centerness"), kRtol, kAtol);
+    FIBER_CHECK_CLOSE(det::centerness_targets(pos_targets, pos_anchors), detection_fixture(p + "centerness"), kRtol, kAtol);
   }
 }

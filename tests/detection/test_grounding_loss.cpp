@@ -16,20 +16,17 @@
 #include "fiber/detection/anchors.hpp"
 #include "fiber/detection/grounding_loss.hpp"
 #include "gradcheck_util.hpp"
-#include "npy.hpp"
+#include "detection_fixture.hpp"
 #include "test_util.hpp"
 
 using fiber::Tensor;
 using fiber::Var;
-using fiber::test::load_npy;
+using fiber::test::detection_fixture;
 using fiber::test::rnd;
 namespace det = fiber::detection;
 using Vars = std::span<const Var<double>>;
 
 namespace {
-template <class T = float>
-Tensor<T> fixture(const std::string& name) { return load_npy<T>("detection/" + name + ".npy"); }
-
 double max_abs(const Tensor<float>& t) {
   double m = 0;
   for (float v : t.to_vector()) m = std::max(m, double(std::abs(v)));
@@ -38,20 +35,20 @@ double max_abs(const Tensor<float>& t) {
 }  // namespace
 
 TEST_CASE("grounding losses equal the official ATSS loss (token focal, GIoU, centerness) and their gradients") {
-  const Tensor<std::int64_t> g = fixture<std::int64_t>("grids");
+  const Tensor<std::int64_t> g = detection_fixture<std::int64_t>("grids");
   std::vector<std::int64_t> per_level;
   for (std::int64_t l = 0; l < g.size(0); ++l) per_level.push_back(g.data()[2 * l] * g.data()[2 * l + 1]);
-  const Tensor<float> anchors = fixture("grid_anchors");
+  const Tensor<float> anchors = detection_fixture("grid_anchors");
   std::vector<det::AtssTargets<float>> targets;
   for (int i = 0; i < 2; ++i) {
     const std::string p = "atss" + std::to_string(i) + "_";
-    targets.push_back(det::atss_targets(anchors, per_level, fixture(p + "gt"), fixture(p + "positive_map")));
+    targets.push_back(det::atss_targets(anchors, per_level, detection_fixture(p + "gt"), detection_fixture(p + "positive_map")));
   }
-  Var<float> logits(fixture("loss_logits"), true), box(fixture("loss_box_regression"), true),
-      ctr(fixture("loss_centerness"), true);
-  const auto losses = det::grounding_losses(logits, box, ctr, anchors, targets, fixture("loss_text_mask"));
+  Var<float> logits(detection_fixture("loss_logits"), true), box(detection_fixture("loss_box_regression"), true),
+      ctr(detection_fixture("loss_centerness"), true);
+  const auto losses = det::grounding_losses(logits, box, ctr, anchors, targets, detection_fixture("loss_text_mask"));
   CHECK(losses.positives == 40);
-  const auto want = fixture("loss_values").to_vector();  // token, box, centerness
+  const auto want = detection_fixture("loss_values").to_vector();  // token, box, centerness
   CHECK(losses.token.value().item() == doctest::Approx(want[0]).epsilon(1e-5));
   CHECK(losses.box.value().item() == doctest::Approx(want[1]).epsilon(1e-5));
   CHECK(losses.centerness.value().item() == doctest::Approx(want[2]).epsilon(1e-5));
@@ -67,7 +64,7 @@ TEST_CASE("grounding losses equal the official ATSS loss (token focal, GIoU, cen
     box.zero_grad();
     ctr.zero_grad();
     Var<float>(part.loss).backward(Tensor<float>::ones({}), true);
-    const Tensor<float> want_grad = fixture(std::string("loss_") + part.name);
+    const Tensor<float> want_grad = detection_fixture(std::string("loss_") + part.name);
     REQUIRE(part.leaf->grad().defined());
     FIBER_CHECK_CLOSE(part.leaf->grad(), want_grad, 1e-5, 1e-6 * max_abs(want_grad));
   }

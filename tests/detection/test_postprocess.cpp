@@ -16,20 +16,17 @@
 
 #include "fiber/detection/anchors.hpp"
 #include "fiber/detection/postprocess.hpp"
-#include "npy.hpp"
+#include "detection_fixture.hpp"
 #include "test_util.hpp"
 
 using fiber::Tensor;
-using fiber::test::load_npy;
+using fiber::test::detection_fixture;
 namespace det = fiber::detection;
 
 namespace {
-template <class T = float>
-Tensor<T> fixture(const std::string& name) { return load_npy<T>("detection/" + name + ".npy"); }
-
 det::PhraseTokens fixture_phrases() {
-  const auto tokens = fixture<std::int64_t>("post_phrase_tokens").to_vector();
-  const auto lengths = fixture<std::int64_t>("post_phrase_lengths").to_vector();
+  const auto tokens = detection_fixture<std::int64_t>("post_phrase_tokens").to_vector();
+  const auto lengths = detection_fixture<std::int64_t>("post_phrase_lengths").to_vector();
   det::PhraseTokens out;
   std::size_t at = 0;
   for (std::int64_t n : lengths) {
@@ -45,8 +42,8 @@ Tensor<double> boxes(std::initializer_list<double> v) {
 }  // namespace
 
 TEST_CASE("post-processing equals the official ATSSPostProcessor (two images, four settings)") {
-  const Tensor<std::int64_t> g = fixture<std::int64_t>("post_grids");
-  const auto size = fixture<std::int64_t>("post_image_size").to_vector();
+  const Tensor<std::int64_t> g = detection_fixture<std::int64_t>("post_grids");
+  const auto size = detection_fixture<std::int64_t>("post_image_size").to_vector();
   const det::PhraseTokens phrases = fixture_phrases();
   const std::array<std::int64_t, 3> strides{8, 16, 32}, anchor_sizes{64, 128, 256};
   struct Setting {
@@ -64,9 +61,9 @@ TEST_CASE("post-processing equals the official ATSSPostProcessor (two images, fo
       const std::int64_t h = g.data()[2 * l], w = g.data()[2 * l + 1];
       const std::vector<double> sizes{double(anchor_sizes[std::size_t(l)])}, ratios{1.0};
       const Tensor<double> cell = det::cell_anchors(strides[std::size_t(l)], sizes, ratios);
-      levels.push_back({fixture(std::string("post_") + image + "_box_regression" + lv),
-                        fixture(std::string("post_") + image + "_centerness" + lv),
-                        fixture(std::string("post_") + image + "_logits" + lv),
+      levels.push_back({detection_fixture(std::string("post_") + image + "_box_regression" + lv),
+                        detection_fixture(std::string("post_") + image + "_centerness" + lv),
+                        detection_fixture(std::string("post_") + image + "_logits" + lv),
                         det::grid_anchors<float>(h, w, strides[std::size_t(l)], cell)});
     }
     for (const Setting& s : settings) {
@@ -76,8 +73,8 @@ TEST_CASE("post-processing equals the official ATSSPostProcessor (two images, fo
       const det::Detections<float> got =
           det::postprocess<float>(levels, phrases, size[0], size[1], s.opt);
       // The official result is in candidate order; ours best first.
-      const Tensor<float> want_boxes = fixture(key + "boxes"), want_scores = fixture(key + "scores");
-      const auto want_labels = fixture<std::int64_t>(key + "labels").to_vector();
+      const Tensor<float> want_boxes = detection_fixture(key + "boxes"), want_scores = detection_fixture(key + "scores");
+      const auto want_labels = detection_fixture<std::int64_t>(key + "labels").to_vector();
       REQUIRE(got.size() == std::int64_t(want_labels.size()));
       std::vector<std::size_t> order(want_labels.size());
       std::iota(order.begin(), order.end(), std::size_t(0));

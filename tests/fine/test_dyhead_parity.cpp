@@ -11,56 +11,21 @@
 #include <string>
 #include <vector>
 
-#include "fiber/io/load_tensor.hpp"
-#include "fiber/io/open_checkpoint.hpp"
-#include "fiber/models/dyhead.hpp"
-#include "fiber/models/fpn.hpp"
-#include "fiber/nn/state_dict.hpp"
 #include "test_util.hpp"
+#include "tiny_fine.hpp"
 
 using namespace fiber;
 
+using test::TinyFine;
+using test::relative_error;
+
 namespace {
-constexpr models::FpnConfig kFpn{{16, 24, 40}, 32};
-constexpr models::DyHeadConfig kHead{.channels = 32, .num_convs = 2, .gn_groups = 16, .lang_dim = 48, .num_classes = 5};
-
-template <class T>
-struct TinyFine {
-  models::Fpn<T, kFpn> fpn;
-  models::DyHead<T, kHead> head;
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    fpn.visit(prefix + "fpn.", f);
-    head.visit(prefix + "head.", f);
-  }
-};
-
-std::string fine_fixture(const std::string& name) { return std::string(FIBER_TEST_DATA_DIR) + "/fine/" + name; }
-const io::Checkpoint& io_fixture() {
-  static const io::Checkpoint c = io::open_checkpoint(fine_fixture("dyhead_io.safetensors"));
-  return c;
-}
-
-// max |a - b| / (max |b|) over the tensor.
-template <class T>
-double relative_error(const Tensor<T>& a, const Tensor<double>& b) {
-  REQUIRE(a.shape() == b.shape());
-  const Tensor<T> ac = a.contiguous();
-  const Tensor<double> bc = b.contiguous();
-  double worst = 0, scale = 0;
-  for (std::int64_t i = 0; i < bc.numel(); ++i) {
-    scale = std::max(scale, std::abs(bc.data()[i]));
-    worst = std::max(worst, std::abs(double(ac.data()[i]) - bc.data()[i]));
-  }
-  return worst / std::max(scale, 1e-30);
-}
-
 template <class T>
 void check_parity(double tol) {
   TinyFine<T> m;
-  nn::load_state_dict<T>(m, io::open_checkpoint(fine_fixture("dyhead_weights.safetensors")));
-  auto in = [](const char* name) { return Var<T>(io::load_tensor<T>(io_fixture(), name)); };
-  auto ref = [](const std::string& name) { return io::load_tensor<double>(io_fixture(), name); };
+  test::load_tiny_fine(m);
+  auto in = [](const char* name) { return Var<T>(io::load_tensor<T>(test::fine_io(), name)); };
+  auto ref = [](const std::string& name) { return io::load_tensor<double>(test::fine_io(), name); };
   NoGrad no_grad;
   const std::vector<Var<T>> p = m.fpn({in("c3"), in("c4"), in("c5")});
   REQUIRE(p.size() == 5);
@@ -88,7 +53,7 @@ TEST_CASE("DyHead keys are the official state-dict keys, loaded strictly") {
   TinyFine<float> m;
   std::vector<std::string> keys;
   m.visit("", [&](const std::string& k, nn::Entry<float>) { keys.push_back(k); });
-  const io::Checkpoint w = io::open_checkpoint(fine_fixture("dyhead_weights.safetensors"));
+  const io::Checkpoint w = io::open_checkpoint(test::fine_fixture("dyhead_weights.safetensors"));
   CHECK(keys.size() == w.names().size());
   CHECK(std::find(keys.begin(), keys.end(), "head.dyhead_tower.1.DyConv.2.bn.weight") != keys.end());
   CHECK(std::find(keys.begin(), keys.end(), "head.dyhead_tower.0.relu.fc.2.weight") != keys.end());
@@ -99,12 +64,12 @@ TEST_CASE("the offsets a smaller conv output reads are the prefix of its level's
   // offset_mask [1, 27, 2, 3] numbered 0..161; a conv output of 1 x 2 reads offsets 0..35 (the
   // first 18 · 2 values of channels 0-17 in memory order) and the sigmoid of mask values 108..125.
   const Var<double> om(Tensor<double>::arange(162).reshape({1, 27, 2, 3}));
-  const auto [offset, mask] = models::level_offsets(om, 1, 2);
+  const auto [offset, mask] = models::level_offsets(models::split_offset_mask(om), 1, 2);
   REQUIRE(offset.shape() == Shape({1, 18, 1, 2}));
   REQUIRE(mask.shape() == Shape({1, 9, 1, 2}));
   const auto o = offset.value().contiguous().to_vector();
   for (std::size_t i = 0; i < o.size(); ++i) CHECK(o[i] == double(i));
   const auto mv = mask.value().contiguous().to_vector();
   for (std::size_t i = 0; i < mv.size(); ++i) CHECK(mv[i] == doctest::Approx(1 / (1 + std::exp(-double(108 + i)))));
-  CHECK_THROWS_WITH_AS(models::level_offsets(om, 3, 3), doctest::Contains("would read past the 2x3 offsets"), Error);
+  CHECK_THROWS_WITH_AS(models::level_offsets(models::split_offset_mask(om), 3, 3), doctest::Contains("would read past the 2x3 offsets"), Error);
 }

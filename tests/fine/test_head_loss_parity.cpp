@@ -16,51 +16,18 @@
 
 #include "fiber/detection/atss.hpp"
 #include "fiber/detection/grounding_loss.hpp"
-#include "fiber/io/load_tensor.hpp"
-#include "fiber/io/open_checkpoint.hpp"
 #include "fiber/models/fine_head_io.hpp"
-#include "fiber/models/fpn.hpp"
-#include "fiber/nn/state_dict.hpp"
 #include "test_util.hpp"
+#include "tiny_fine.hpp"
 
 using namespace fiber;
 namespace det = fiber::detection;
 
+using test::TinyFine;
+
 namespace {
-constexpr models::FpnConfig kFpn{{16, 24, 40}, 32};
-constexpr models::DyHeadConfig kHead{.channels = 32, .num_convs = 2, .gn_groups = 16, .lang_dim = 48, .num_classes = 5};
-
 template <class T>
-struct TinyFine {
-  models::Fpn<T, kFpn> fpn;
-  models::DyHead<T, kHead> head;
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    fpn.visit(prefix + "fpn.", f);
-    head.visit(prefix + "head.", f);
-  }
-};
-
-std::string fine_fixture(const std::string& name) { return std::string(FIBER_TEST_DATA_DIR) + "/fine/" + name; }
-const io::Checkpoint& io_fixture() {
-  static const io::Checkpoint c = io::open_checkpoint(fine_fixture("dyhead_io.safetensors"));
-  return c;
-}
-template <class T>
-Tensor<T> fx(const std::string& name) { return io::load_tensor<T>(io_fixture(), name); }
-
-template <class T>
-double scaled_error(const Tensor<T>& a, const Tensor<double>& b) {
-  REQUIRE(a.shape() == b.shape());
-  const auto av = a.contiguous().to_vector();
-  const auto bv = b.contiguous().to_vector();
-  double worst = 0, scale = 0;
-  for (std::size_t i = 0; i < bv.size(); ++i) {
-    scale = std::max(scale, std::abs(bv[i]));
-    worst = std::max(worst, std::abs(double(av[i]) - bv[i]));
-  }
-  return worst / std::max(scale, 1e-30);
-}
+Tensor<T> fx(const std::string& name) { return io::load_tensor<T>(test::fine_io(), name); }
 
 template <class T>
 struct Run {
@@ -72,7 +39,7 @@ struct Run {
 
 template <class T>
 void run(Run<T>& r) {
-  nn::load_state_dict<T>(r.model, io::open_checkpoint(fine_fixture("dyhead_weights.safetensors")));
+  test::load_tiny_fine(r.model);
   r.c3 = Var<T>(fx<T>("c3"), true);
   const std::vector<Var<T>> p = r.model.fpn({r.c3, Var<T>(fx<T>("c4")), Var<T>(fx<T>("c5"))});
   r.out = r.model.head(p, Var<T>(fx<T>("text")));
@@ -98,7 +65,7 @@ TEST_CASE("ATSS losses on the head's outputs, and their gradients through the he
   CHECK(r.losses.box.value().item() == doctest::Approx(want[1]).epsilon(1e-6));
   CHECK(r.losses.centerness.value().item() == doctest::Approx(want[2]).epsilon(1e-6));
   r.losses.total().backward();
-  CHECK(scaled_error(r.c3.grad(), fx<double>("grad.c3")) <= 1e-6);
+  CHECK(test::relative_error(r.c3.grad(), fx<double>("grad.c3")) <= 1e-6);
   const auto named = nn::named_parameters<double>(r.model);
   for (const char* key : {"head.dot_product_projection_text.weight", "head.dyhead_tower.0.offset.weight",
                           "head.dyhead_tower.1.DyConv.0.conv.weight", "head.log_scale", "fpn.fpn_inner2.weight"}) {
@@ -106,7 +73,7 @@ TEST_CASE("ATSS losses on the head's outputs, and their gradients through the he
     const auto it = std::find_if(named.begin(), named.end(), [&](const auto& kv) { return kv.first == key; });
     REQUIRE(it != named.end());
     REQUIRE(it->second->grad().defined());
-    CHECK(scaled_error(it->second->grad(), fx<double>(std::string("grad.") + key)) <= 1e-6);
+    CHECK(test::relative_error(it->second->grad(), fx<double>(std::string("grad.") + key)) <= 1e-6);
   }
 }
 
@@ -124,7 +91,7 @@ TEST_CASE("ATSS losses on the head's outputs equal the official (float32)") {
 
 TEST_CASE("detections from the head's outputs equal the official ATSSPostProcessor") {
   TinyFine<double> m;
-  nn::load_state_dict<double>(m, io::open_checkpoint(fine_fixture("dyhead_weights.safetensors")));
+  test::load_tiny_fine(m);
   NoGrad no_grad;
   const auto p = m.fpn({Var<double>(fx<double>("c3")), Var<double>(fx<double>("c4")), Var<double>(fx<double>("c5"))});
   const models::HeadOutputs<double> out = m.head(p, Var<double>(fx<double>("text")));

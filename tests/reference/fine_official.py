@@ -11,6 +11,7 @@ official package needs its compiled extension (`_C`) and imports the whole layer
 - `maskrcnn_benchmark.modeling` and `.modeling.rpn` package inits are empty (the real ones import
   every head), `utils.shallow_contrastive_loss_helper` is empty (only star-imported).
 """
+import ast
 import atexit
 import importlib
 import os
@@ -145,3 +146,14 @@ def atss_loss(ns, coder):
     loss.token_loss_func = ns.focal.TokenSigmoidFocalLoss(0.25, 2.0)
     loss.centerness_loss_func = torch.nn.BCEWithLogitsLoss(reduction="sum")
     return loss
+
+
+def exec_official_defs(rel, names, scope, mirror=DEFAULT_MIRROR):
+    """Executes the top-level functions and classes `names` of the official file
+    fine_grained/maskrcnn_benchmark/<rel> (from the mirror's HEAD) into `scope`, without the rest
+    of the module (its imports pull in CUDA extensions, CLIP, fbnet, ...)."""
+    src = subprocess.run(["git", "-C", mirror, "show", f"HEAD:fine_grained/maskrcnn_benchmark/{rel}"], check=True,
+                         capture_output=True, text=True).stdout
+    found = [n for n in ast.parse(src).body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names]
+    assert sorted(n.name for n in found) == sorted(names), (rel, names)
+    exec(compile(ast.Module(body=found, type_ignores=[]), rel, "exec"), scope)

@@ -30,32 +30,20 @@ state dicts) and dyhead_io.safetensors (c3..c5, text, p3..p7, box<l>, centerness
 positive_map<i>, text_mask, losses [token, box, centerness], grad.<name>; image_size<i>,
 det<i>_boxes/_scores/_labels for phrases {1: tokens 1-2, 2: token 3, 3: tokens 4-5}).
 """
-import ast
 import math
 import pathlib
-import subprocess
 import types
 
 import torch
 import torch.nn.functional as F
-
-import fine_official
 import torchvision
 from safetensors.torch import save_file
 from torch import nn
 
-MIRROR = "/work/.mirror/microsoft+FIBER/repo"
+import fine_official
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests/data/fine"
-
-
-def official_defs(rel, names, scope):
-    src = subprocess.run(["git", "-C", MIRROR, "show", f"HEAD:fine_grained/maskrcnn_benchmark/{rel}"], check=True,
-                         capture_output=True, text=True).stdout
-    tree = ast.parse(src)
-    found = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names]
-    assert sorted(n.name for n in found) == sorted(names), (rel, names)
-    exec(compile(ast.Module(body=found, type_ignores=[]), rel, "exec"), scope)
 
 
 class ModulatedDeformConvCudaRead(nn.Module):
@@ -94,11 +82,11 @@ class ConfigStub:
 
 scope = {"torch": torch, "nn": nn, "F": F, "math": math, "ModulatedDeformConv": ModulatedDeformConvCudaRead,
          "RobertaConfig": ConfigStub, "BertConfig": ConfigStub}
-official_defs("modeling/backbone/fpn.py", ["FPN", "LastLevelP6P7", "LastLevelMaxPool"], scope)
-official_defs("layers/dyrelu.py", ["_make_divisible", "h_sigmoid", "DYReLU"], scope)
-official_defs("layers/misc.py", ["Scale"], scope)
-official_defs("modeling/utils.py", ["permute_and_flatten"], scope)
-official_defs("modeling/rpn/vldyhead.py", ["h_sigmoid", "Conv3x3Norm", "DyConv", "VLDyHead"], scope)
+fine_official.exec_official_defs("modeling/backbone/fpn.py", ["FPN", "LastLevelP6P7", "LastLevelMaxPool"], scope)
+fine_official.exec_official_defs("layers/dyrelu.py", ["_make_divisible", "h_sigmoid", "DYReLU"], scope)
+fine_official.exec_official_defs("layers/misc.py", ["Scale"], scope)
+fine_official.exec_official_defs("modeling/utils.py", ["permute_and_flatten"], scope)
+fine_official.exec_official_defs("modeling/rpn/vldyhead.py", ["h_sigmoid", "Conv3x3Norm", "DyConv", "VLDyHead"], scope)
 
 cfg = ns(MODEL=ns(
     LANGUAGE_BACKBONE=ns(MODEL_TYPE="roberta-fused-v2", MAX_QUERY_LEN=7, LANG_DIM=48),

@@ -19,36 +19,26 @@ whole model's gradients clipped to norm 1 (the random gradients are larger, so c
 Writes tests/data/train/fine_recipe.safetensors: init.<name>, grad.<iteration>.<name>, final.<name>,
 ema.<name>, lr and wd ([12, P]: each parameter's lr and weight decay used at each step).
 """
-import ast
 import collections
 import copy
 import itertools
 import pathlib
-import subprocess
 import types
 from bisect import bisect_right
 
 import torch
 from safetensors.torch import save_file
 
-MIRROR = "/work/.mirror/microsoft+FIBER/repo"
+import fine_official
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def official_defs(rel, names, scope):
-    src = subprocess.run(["git", "-C", MIRROR, "show", f"HEAD:fine_grained/maskrcnn_benchmark/{rel}"], check=True,
-                         capture_output=True, text=True).stdout
-    tree = ast.parse(src)
-    found = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names]
-    assert sorted(n.name for n in found) == sorted(names), (rel, names)
-    exec(compile(ast.Module(body=found, type_ignores=[]), rel, "exec"), scope)
 
 
 scope = {"torch": torch, "itertools": itertools, "bisect_right": bisect_right, "math": __import__("math"),
          "deepcopy": copy.deepcopy, "OrderedDict": collections.OrderedDict}
-official_defs("solver/lr_scheduler.py", ["WarmupMultiStepLR"], scope)
-official_defs("solver/build.py", ["make_optimizer", "make_lr_scheduler"], scope)
-official_defs("utils/ema.py", ["ModelEma"], scope)
+fine_official.exec_official_defs("solver/lr_scheduler.py", ["WarmupMultiStepLR"], scope)
+fine_official.exec_official_defs("solver/build.py", ["make_optimizer", "make_lr_scheduler"], scope)
+fine_official.exec_official_defs("utils/ema.py", ["ModelEma"], scope)
 
 PARAMS = {
     "fusion_backbone.backbone.body.layers.0.blocks.0.attn.qkv.weight": (6, 4),

@@ -17,35 +17,25 @@ Writes tests/data/detection/prompts.json:
   detection:  categories, the official query text, each category's span, tokens per label
               (create_queries_and_maps' positive_map_label_to_token)
 """
-import ast
 import json
 import pathlib
 import re
-import subprocess
 import types
 
 import torch
 import transformers
 from transformers import RobertaTokenizerFast
 
-MIRROR = "/work/.mirror/microsoft+FIBER/repo"
+import fine_official
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def official_functions(rel, names, scope):
-    src = subprocess.run(["git", "-C", MIRROR, "show", f"HEAD:fine_grained/maskrcnn_benchmark/{rel}"], check=True,
-                         capture_output=True, text=True).stdout
-    tree = ast.parse(src)
-    found = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in names]
-    assert {f.name for f in found} == set(names), (rel, names)
-    exec(compile(ast.Module(body=found, type_ignores=[]), rel, "exec"), scope)
 
 
 tok = RobertaTokenizerFast(str(ROOT / "tests/data/text/vocab.json"), str(ROOT / "tests/data/text/merges.txt"))
 assert len(tok) > 100
 scope = {"torch": torch, "re": re}
-official_functions("engine/inference.py", ["clean_name", "create_queries_and_maps", "create_positive_dict"], scope)
-official_functions("engine/predictor_FIBER.py",
+fine_official.exec_official_defs("engine/inference.py", ["clean_name", "create_queries_and_maps", "create_positive_dict"], scope)
+fine_official.exec_official_defs("engine/predictor_FIBER.py",
                    ["create_positive_map", "create_positive_map_label_to_token_from_positive_map"], scope)
 scope["defaultdict"] = __import__("collections").defaultdict
 transformers.AutoTokenizer.from_pretrained = staticmethod(lambda name, *a, **k: tok)

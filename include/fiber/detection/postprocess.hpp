@@ -57,8 +57,7 @@ namespace detail {
 template <class T>
 T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
 
-template <class T>
-void check_phrase_tokens(const PhraseTokens& phrases, std::int64_t tokens) {
+inline void check_phrase_tokens(const PhraseTokens& phrases, std::int64_t tokens) {
   for (std::size_t p = 0; p < phrases.size(); ++p) {
     FIBER_CHECK(!phrases[p].empty(), "postprocess: phrase ", p, " has no tokens (its score would be undefined)");
     for (std::int64_t t : phrases[p])
@@ -157,7 +156,7 @@ template <class T>
 Tensor<T> phrase_scores(const Tensor<T>& token_logits, const PhraseTokens& phrases) {
   FIBER_CHECK(token_logits.dim() == 2, "phrase_scores: token logits must be [locations, tokens], got ",
               token_logits.shape());
-  detail::check_phrase_tokens<T>(phrases, token_logits.size(1));
+  detail::check_phrase_tokens(phrases, token_logits.size(1));
   const std::int64_t L = token_logits.size(0), Tt = token_logits.size(1), P = std::int64_t(phrases.size());
   const Tensor<T> lc = token_logits.contiguous();
   Tensor<T> out = Tensor<T>::empty({L, P});

@@ -131,9 +131,13 @@ inline Prompt caption_prompt(std::string_view caption, std::span<const std::stri
     std::string needle(phrases[i]);
     std::transform(needle.begin(), needle.end(), needle.begin(), detail::ascii_lower);
     PromptPhrase phrase{phrases[i], {}};
+    // Code points are counted from the previous match on, so many occurrences cost one pass.
+    const std::size_t length = text::utf8_length(needle);
+    std::size_t counted_bytes = 0, counted_chars = 0;
     for (std::size_t at = lower.find(needle); at != std::string::npos; at = lower.find(needle, at + needle.size())) {
-      const std::size_t begin = text::utf8_length(std::string_view(caption).substr(0, at));
-      phrase.spans.push_back({begin, begin + text::utf8_length(needle)});
+      counted_chars += text::utf8_length(std::string_view(caption).substr(counted_bytes, at - counted_bytes));
+      counted_bytes = at;
+      phrase.spans.push_back({counted_chars, counted_chars + length});
     }
     FIBER_CHECK(!phrase.spans.empty(), "caption_prompt: phrase ", i, " (", excerpt(phrases[i], 100),
                 ") does not occur in the caption ", excerpt(caption, 100));

@@ -43,19 +43,27 @@ namespace fiber::models {
 template <class X>
 auto h_sigmoid(const X& x) { return clamp(x + 3.0, 0.0, 6.0) / 6.0; }
 
-// The offsets [N, 18, ho, wo] and mask [N, 9, ho, wo] that a deformable conv with output size
-// (ho, wo) reads from a level's offset-conv output [N, 27, h, w] (see the header comment).
+// A level's offset-conv output [N, 27, h, w] split into offsets [N, 18, h, w] and mask
+// sigmoid [N, 9, h, w], once per level for the three convolutions that read it.
 template <class T>
-std::pair<Var<T>, Var<T>> level_offsets(const Var<T>& offset_mask, std::int64_t ho, std::int64_t wo) {
-  const std::int64_t N = offset_mask.size(0), h = offset_mask.size(2), w = offset_mask.size(3);
-  Var<T> offset = offset_mask.narrow(1, 0, 18);
-  Var<T> mask = Var<T>(sigmoid(offset_mask.narrow(1, 18, 9)));
-  if (ho == h && wo == w) return {offset, mask};
+struct OffsetsAndMask {
+  Var<T> offset, mask;
+};
+template <class T>
+OffsetsAndMask<T> split_offset_mask(const Var<T>& offset_mask) {
+  return {offset_mask.narrow(1, 0, 18), Var<T>(sigmoid(offset_mask.narrow(1, 18, 9)))};
+}
+
+// The offsets [N, 18, ho, wo] and mask [N, 9, ho, wo] that a deformable conv with output size
+// (ho, wo) reads from its level's (see the header comment).
+template <class T>
+OffsetsAndMask<T> level_offsets(const OffsetsAndMask<T>& level, std::int64_t ho, std::int64_t wo) {
+  const std::int64_t N = level.offset.size(0), h = level.offset.size(2), w = level.offset.size(3);
+  if (ho == h && wo == w) return level;
   FIBER_CHECK(ho * wo <= h * w, "DyConv: a convolution output of ", ho, "x", wo, " would read past the ", h, "x", w,
               " offsets of its level");
-  offset = offset.reshape({N, 18 * h * w}).narrow(1, 0, 18 * ho * wo).reshape({N, 18, ho, wo});
-  mask = mask.reshape({N, 9 * h * w}).narrow(1, 0, 9 * ho * wo).reshape({N, 9, ho, wo});
-  return {offset, mask};
+  return {level.offset.reshape({N, 18 * h * w}).narrow(1, 0, 18 * ho * wo).reshape({N, 18, ho, wo}),
+          level.mask.reshape({N, 9 * h * w}).narrow(1, 0, 9 * ho * wo).reshape({N, 9, ho, wo})};
 }
 
 // Conv3x3Norm with a deformable conv: ModulatedDeformConv 3x3 (padding 1) + GroupNorm.
@@ -72,9 +80,9 @@ struct DeformConvNorm {
 
   static std::int64_t out_size(std::int64_t in, std::int64_t s) { return (in - 1) / s + 1; }
 
-  // x: [N, C, H, W]; offset_mask: the 27-channel offset conv output of the level being computed.
-  Var<T> operator()(const Var<T>& x, const Var<T>& offset_mask) const {
-    const auto [offset, mask] = level_offsets(offset_mask, out_size(x.size(2), stride), out_size(x.size(3), stride));
+  // x: [N, C, H, W]; level: the split offset-conv output of the level being computed.
+  Var<T> operator()(const Var<T>& x, const OffsetsAndMask<T>& level) const {
+    const auto [offset, mask] = level_offsets(level, out_size(x.size(2), stride), out_size(x.size(3), stride));
     return bn(deform_conv2d(x, offset, mask, weight, bias, Conv2dOptions{{stride, stride}, {1, 1}, {1, 1}, 1}));
   }
 
@@ -99,7 +107,7 @@ struct DyConv {
     std::vector<Var<T>> out(L);
     for (std::size_t l = 0; l < L; ++l) {
       const Var<T>& x = features[l];
-      const Var<T> offset_mask = offset(x);
+      const OffsetsAndMask<T> offset_mask = split_offset_mask(offset(x));
       std::vector<Var<T>> parts;
       parts.reserve(3);
       parts.push_back(convs[1](x, offset_mask));

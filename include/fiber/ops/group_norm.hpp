@@ -22,22 +22,25 @@ inline Shape channel_shape(const Shape& x) {
   return Shape(s.begin(), s.end());
 }
 
-inline void check_group_norm(const Shape& x, std::int64_t groups, const Shape* weight, const Shape* bias) {
+// Checks x, groups and the optional parameters (Tensors or Vars); returns x viewed as rows
+// [N, groups, C/groups · positions].
+template <class P>
+Shape group_norm_rows(const Shape& x, std::int64_t groups, const P& weight, const P& bias) {
   FIBER_CHECK(x.rank() >= 2, "group_norm: expects an input [N, C, ...], got shape ", x);
   FIBER_CHECK(groups >= 1 && x[1] % groups == 0, "group_norm: ", x[1], " channels do not split into ", groups,
               " groups (input ", x, ")");
-  for (auto [name, s] : {std::pair{"weight", weight}, std::pair{"bias", bias}})
-    FIBER_CHECK(!s || *s == Shape({x[1]}), "group_norm: ", name, " must be [", x[1], "], got ", *s);
+  for (auto [name, p] : {std::pair{"weight", &weight}, std::pair{"bias", &bias}})
+    FIBER_CHECK(!p->defined() || p->shape() == Shape({x[1]}), "group_norm: ", name, " must be [", x[1], "], got ",
+                p->shape());
+  return Shape({x[0], groups, x.numel() / std::max<std::int64_t>(x[0] * groups, 1)});
 }
 }  // namespace detail
 
 template <class T>
 Tensor<T> group_norm(const Tensor<T>& x, std::int64_t groups, const std::type_identity_t<Tensor<T>>& weight = {},
                      const std::type_identity_t<Tensor<T>>& bias = {}, double eps = 1e-5) {
-  const Shape ws = weight.defined() ? weight.shape() : Shape{}, bs = bias.defined() ? bias.shape() : Shape{};
-  detail::check_group_norm(x.shape(), groups, weight.defined() ? &ws : nullptr, bias.defined() ? &bs : nullptr);
-  const std::int64_t N = x.size(0);
-  Tensor<T> y = layer_norm(x.contiguous().reshape({N, groups, x.numel() / std::max<std::int64_t>(N * groups, 1)}), LastDims{1}, {}, {}, eps).reshape(x.shape());
+  const Shape rows = detail::group_norm_rows(x.shape(), groups, weight, bias);
+  Tensor<T> y = layer_norm(x.reshape(rows), LastDims{1}, {}, {}, eps).reshape(x.shape());
   const Shape cs = detail::channel_shape(x.shape());
   if (weight.defined()) y = Tensor<T>(y * weight.reshape(cs));
   if (bias.defined()) y = Tensor<T>(y + bias.reshape(cs));
@@ -47,10 +50,8 @@ Tensor<T> group_norm(const Tensor<T>& x, std::int64_t groups, const std::type_id
 template <class T>
 Var<T> group_norm(const Var<T>& x, std::int64_t groups, const std::type_identity_t<Var<T>>& weight = {},
                   const std::type_identity_t<Var<T>>& bias = {}, double eps = 1e-5) {
-  const Shape ws = weight.defined() ? weight.shape() : Shape{}, bs = bias.defined() ? bias.shape() : Shape{};
-  detail::check_group_norm(x.shape(), groups, weight.defined() ? &ws : nullptr, bias.defined() ? &bs : nullptr);
-  const std::int64_t N = x.size(0);
-  Var<T> y = layer_norm(x.reshape({N, groups, x.numel() / std::max<std::int64_t>(N * groups, 1)}), LastDims{1}, {}, {}, eps).reshape(x.shape());
+  const Shape rows = detail::group_norm_rows(x.shape(), groups, weight, bias);
+  Var<T> y = layer_norm(x.reshape(rows), LastDims{1}, {}, {}, eps).reshape(x.shape());
   const Shape cs = detail::channel_shape(x.shape());
   if (weight.defined() && bias.defined()) return Var<T>(y * weight.reshape(cs) + bias.reshape(cs));
   if (weight.defined()) return Var<T>(y * weight.reshape(cs));
