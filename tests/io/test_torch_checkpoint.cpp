@@ -20,9 +20,10 @@ using namespace fiber::test;
 
 namespace {
 
-void check_parity(const std::string& fixture, const std::string& expected_name, io::CheckpointLayout layout) {
+void check_parity(const std::string& fixture, const std::string& expected_name, io::CheckpointLayout layout,
+                  const io::OpenOptions& options = {}) {
   CAPTURE(fixture);
-  auto ck = io::open_checkpoint(checkpoint_fixture(fixture));
+  auto ck = io::open_checkpoint(checkpoint_fixture(fixture), options);
   auto want = expected_for(expected_name);
   CHECK(ck.format() == io::CheckpointFormat::torch_zip);
   CHECK(ck.layout() == layout);
@@ -77,6 +78,23 @@ TEST_CASE("Lightning checkpoint: state_dict without prefix, optimizer and hyper-
 
 TEST_CASE("maskrcnn_benchmark checkpoint: model with 'module.' stripped") {
   check_parity("maskrcnn.pth", "maskrcnn.pth", io::CheckpointLayout::maskrcnn_benchmark);
+}
+
+TEST_CASE("maskrcnn_benchmark checkpoint: model_ema chosen by state_dict_key; a missing key or a non-dict is an error") {
+  check_parity("maskrcnn_ema.pth", "maskrcnn_ema.pth.model", io::CheckpointLayout::maskrcnn_benchmark);
+  io::OpenOptions ema;
+  ema.state_dict_key = "model_ema";
+  check_parity("maskrcnn_ema.pth", "maskrcnn_ema.pth.model_ema", io::CheckpointLayout::maskrcnn_benchmark, ema);
+  io::OpenOptions missing;
+  missing.state_dict_key = "model_ema";
+  CHECK_THROWS_WITH_AS(io::open_checkpoint(checkpoint_fixture("maskrcnn.pth"), missing),
+                       doctest::Contains("has no top-level 'model_ema'"), Error);
+  io::OpenOptions scalar;
+  scalar.state_dict_key = "iteration";
+  CHECK_THROWS_WITH_AS(io::open_checkpoint(checkpoint_fixture("maskrcnn_ema.pth"), scalar),
+                       doctest::Contains("not a state dict"), Error);
+  CHECK_THROWS_WITH_AS(io::open_checkpoint(checkpoint_fixture("dtypes.pt.expected.safetensors"), ema),
+                       doctest::Contains("holds one state dict"), Error);
 }
 
 TEST_CASE("everything: every tensor of the file by its full path, optimizer state included") {

@@ -214,6 +214,25 @@ def write_maskrcnn():
     save_expected("maskrcnn.pth", state, ["scheduler.milestones collections.Counter"])
 
 
+def write_maskrcnn_ema():
+    """A trainer checkpoint with MODEL_EMA on: "model" (DDP, "module." prefixed) and "model_ema" (the
+    EMA copy's own state dict, here also prefixed, as ModelEma keeps a DDP model's "module.")."""
+    g = torch.Generator().manual_seed(6)
+    model, ema = collections.OrderedDict(), collections.OrderedDict()
+    for k, shape in [("rpn.head.bias0", (1,)), ("rpn.head.bbox_pred.weight", (4, 8, 1, 1))]:
+        model[k] = torch.randn(*shape, generator=g)
+        ema[k] = torch.randn(*shape, generator=g)
+    ckpt = {
+        "model": collections.OrderedDict(("module." + k, v) for k, v in model.items()),
+        "model_ema": collections.OrderedDict(("module." + k, v) for k, v in ema.items()),
+        "iteration": 10,
+    }
+    torch.save(ckpt, path("maskrcnn_ema.pth"))
+    check_roundtrip("maskrcnn_ema.pth", ema, key="model_ema")
+    save_expected("maskrcnn_ema.pth.model", model)
+    save_expected("maskrcnn_ema.pth.model_ema", ema)
+
+
 def rewrite_zip(src, dst, rename=None, drop=(), add=(), compress=zipfile.ZIP_STORED):
     """Copies the entries of a torch zip into a new archive, optionally renamed/dropped/added."""
     with zipfile.ZipFile(path(src)) as zin:
@@ -313,6 +332,7 @@ def main():
     write_views()
     write_lightning()
     write_maskrcnn()
+    write_maskrcnn_ema()
     write_archive_variants()
     write_half_conversions()
     for f in sorted(os.listdir(OUT)):

@@ -59,6 +59,12 @@ struct Placeholder {
 struct OpenOptions {
   // Name every tensor of the file by its full path instead of extracting the state dict.
   bool everything = false;
+  // The top-level key of a torch checkpoint that holds the state dict, e.g. "model_ema" (the EMA
+  // weights a maskrcnn_benchmark trainer saves beside "model"). Empty: "state_dict" (Lightning),
+  // else "model" (maskrcnn_benchmark), else the object itself. A chosen key other than
+  // "state_dict" is read as maskrcnn_benchmark's ("module." stripped). Safetensors files have no
+  // such keys: setting it for one is an error.
+  std::string state_dict_key;
   // Check the CRC-32 of each torch storage when it is read (one more pass over its bytes, and
   // its pages mapped). Off by default, like torch.load; the pickle and the small entries are
   // always checked, and truncation or a damaged zip structure is caught either way.

@@ -63,6 +63,8 @@ inline std::uint64_t unsigned_field(const nlohmann::json& v, const std::string& 
 inline Checkpoint read_safetensors(ByteSource source, const OpenOptions& options = {}) {
   using nlohmann::json;
   const std::string& file = source.name;
+  FIBER_CHECK(options.state_dict_key.empty(), file, ": a safetensors file holds one state dict; it has no '",
+              options.state_dict_key, "' to choose (that option is for torch checkpoints)");
   ByteReader reader(source.bytes, file);
   const std::uint64_t header_length = reader.u64("safetensors header length");
   FIBER_CHECK(header_length <= reader.remaining(), file, ": safetensors header length ", header_length,

@@ -326,6 +326,16 @@ inline Checkpoint read_torch_checkpoint(ByteSource source, const OpenOptions& op
   const Value* root = &top;
   if (options.everything) {
     layout = CheckpointLayout::everything;
+  } else if (!options.state_dict_key.empty()) {
+    const std::string& key = options.state_dict_key;
+    const Value* v = dict_get(top, key);
+    FIBER_CHECK(v, file, ": the checkpoint has no top-level '", excerpt(key), "' (asked for its state dict)");
+    if (pickle::is(*v, NodeKind::opaque))
+      fail(file, ": the checkpoint's '", excerpt(key), "' cannot be read: ", Walker::describe_opaque(v->node));
+    FIBER_CHECK(pickle::is(*v, NodeKind::dict), file, ": the checkpoint's '", excerpt(key), "' is a ",
+                pickle::kind_name(*v), ", not a state dict");
+    root = v;
+    layout = key == "state_dict" ? CheckpointLayout::lightning : CheckpointLayout::maskrcnn_benchmark;
   } else {
     for (auto [key, kind] : {std::pair{"state_dict", CheckpointLayout::lightning},
                              std::pair{"model", CheckpointLayout::maskrcnn_benchmark}}) {
