@@ -74,6 +74,8 @@
 #include "fiber/models/fpn.hpp"
 #include "fiber/models/dyhead.hpp"
 #include "fiber/models/fine_head_io.hpp"
+#include "fiber/models/fusion_backbone.hpp"
+#include "fiber/models/fiber_fine.hpp"
 #include "fiber/losses/itc.hpp"
 #include "fiber/losses/coarse_queue.hpp"
 #include "fiber/losses/hard_negatives.hpp"

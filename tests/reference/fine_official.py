@@ -22,6 +22,7 @@ import tempfile
 import types
 
 import torch
+import torchvision
 
 DEFAULT_MIRROR = "/work/.mirror/microsoft+FIBER/repo"
 REAL_FILES = [
@@ -148,12 +149,97 @@ def atss_loss(ns, coder):
     return loss
 
 
-def exec_official_defs(rel, names, scope, mirror=DEFAULT_MIRROR):
+class ModulatedDeformConvCudaRead(torch.nn.Module):
+    """layers/deform_conv.py's ModulatedDeformConv (same parameters), with the CUDA kernel's reads."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 deformable_groups=1, bias=True):
+        super().__init__()
+        assert groups == 1 and deformable_groups == 1 and dilation == 1
+        self.stride, self.padding = stride, padding
+        self.weight = torch.nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = torch.nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, input, offset, mask):
+        k = self.weight.shape[2]
+        ho = (input.shape[2] + 2 * self.padding - k) // self.stride + 1
+        wo = (input.shape[3] + 2 * self.padding - k) // self.stride + 1
+        outs = []
+        for n in range(input.shape[0]):
+            off = torch.as_strided(offset[n], (2 * k * k, ho, wo), (ho * wo, wo, 1))
+            msk = torch.as_strided(mask[n], (k * k, ho, wo), (ho * wo, wo, 1))
+            outs.append(torchvision.ops.deform_conv2d(input[n:n + 1], off[None], self.weight, self.bias,
+                                                      stride=self.stride, padding=self.padding, mask=msk[None]))
+        return torch.cat(outs)
+
+
+
+def exec_official_defs(rel, names, scope, mirror=DEFAULT_MIRROR, replace=()):
     """Executes the top-level functions and classes `names` of the official file
     fine_grained/maskrcnn_benchmark/<rel> (from the mirror's HEAD) into `scope`, without the rest
-    of the module (its imports pull in CUDA extensions, CLIP, fbnet, ...)."""
+    of the module (its imports pull in CUDA extensions, CLIP, fbnet, ...).
+
+    `replace`: (old, new) pairs applied to the source first, each of which must occur exactly once:
+    the official code writes some widths as literals (768, 512, 1024) that a tiny fixture changes."""
     src = subprocess.run(["git", "-C", mirror, "show", f"HEAD:fine_grained/maskrcnn_benchmark/{rel}"], check=True,
                          capture_output=True, text=True).stdout
+    for old, new in replace:
+        assert src.count(old) == 1, (rel, old, src.count(old))
+        src = src.replace(old, new)
     found = [n for n in ast.parse(src).body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names]
     assert sorted(n.name for n in found) == sorted(names), (rel, names)
     exec(compile(ast.Module(body=found, type_ignores=[]), rel, "exec"), scope)
+
+
+def head_scope(deform_conv):
+    """A scope holding the official FPN, LastLevelP6P7, DYReLU, Scale, permute_and_flatten and
+    VLDyHead definitions, with ModulatedDeformConv = `deform_conv` and inert RobertaConfig /
+    BertConfig (VLDyHead reads them only for its early fusion, which FIBER turns off)."""
+    import math
+    inert = types.SimpleNamespace(from_pretrained=lambda name: None)
+    scope = {"torch": torch, "nn": torch.nn, "F": torch.nn.functional, "math": math,
+             "ModulatedDeformConv": deform_conv, "RobertaConfig": inert, "BertConfig": inert}
+    exec_official_defs("modeling/backbone/fpn.py", ["FPN", "LastLevelP6P7", "LastLevelMaxPool"], scope)
+    exec_official_defs("layers/dyrelu.py", ["_make_divisible", "h_sigmoid", "DYReLU"], scope)
+    exec_official_defs("layers/misc.py", ["Scale"], scope)
+    exec_official_defs("modeling/utils.py", ["permute_and_flatten"], scope)
+    exec_official_defs("modeling/rpn/vldyhead.py", ["h_sigmoid", "Conv3x3Norm", "DyConv", "VLDyHead"], scope)
+    return scope
+
+
+def head_cfg(channels=256, convs=6, lang=768, classes=81, max_query_len=256):
+    """The config VLDyHead reads, with FIBER's settings (FIBER-B's sizes by default)."""
+    ns = types.SimpleNamespace
+    return ns(MODEL=ns(
+        LANGUAGE_BACKBONE=ns(MODEL_TYPE="roberta-fused-v2", MAX_QUERY_LEN=max_query_len, LANG_DIM=lang),
+        DYHEAD=ns(NUM_CLASSES=classes, CHANNELS=channels, USE_GN=True, USE_NSYNCBN=False, USE_SYNCBN=False,
+                  USE_DYRELU=True, USE_DYFUSE=True, USE_DFCONV=True, CONV_FUNC="", NUM_CONVS=convs, PRIOR_PROB=0.01,
+                  LOG_SCALE=0.0,
+                  FUSE_CONFIG=ns(EARLY_FUSE_ON=False, USE_TOKEN_LOSS=False, USE_CONTRASTIVE_ALIGN_LOSS=False,
+                                 USE_DOT_PRODUCT_TOKEN_LOSS=True, MLM_LOSS=False, USE_FUSED_FEATURES_DOT_PRODUCT=False,
+                                 USE_SHALLOW_CONTRASTIVE_LOSS=False, USE_BACKBONE_SHALLOW_CONTRASTIVE_LOSS=False,
+                                 CLAMP_DOT_PRODUCT=True)),
+        GROUP_NORM=ns(NUM_GROUPS=16),
+        RPN=ns(ASPECT_RATIOS=(1.0,), SCALES_PER_OCTAVE=1, RETURN_FUSED_FEATURES=False),
+        BACKBONE=ns(OUT_CHANNELS=channels)))
+
+
+def randomize_head(fpn, head):
+    """Random float32 weights that make every path of FPN and head matter: unit-scale convolutions,
+    offsets of a few pixels, masks away from 0.5, GroupNorm affines away from (1, 0), a non-zero
+    log_scale and language bias. Call before converting the modules to float64."""
+    import math
+    with torch.no_grad():
+        for name, p in list(fpn.named_parameters()) + list(head.named_parameters()):
+            if name.endswith("offset.weight"):
+                p.copy_(torch.randn_like(p) * 0.02)
+            elif name.endswith("offset.bias"):
+                p.copy_(torch.randn_like(p) * 1.5)
+            elif ".bn." in name and name.endswith("weight"):
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            elif p.dim() >= 2:
+                p.copy_(torch.randn_like(p) / math.sqrt(p[0].numel()))
+            else:
+                p.copy_(torch.randn_like(p) * 0.3)
+        head.log_scale.fill_(0.4)
+        head.bias0.fill_(-1.5)

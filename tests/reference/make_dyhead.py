@@ -9,7 +9,8 @@ layers/dyrelu.py; Scale from layers/misc.py; permute_and_flatten from modeling/u
 from the mirror at run time and executed; nothing of them is committed. The modules' own imports
 (transformers' BERT internals, CLIP, fbnet) are not needed for this path and are not loaded.
 
-The official ModulatedDeformConv runs only on CUDA (its compiled kernel). Its stand-in here calls
+The official ModulatedDeformConv runs only on CUDA (its compiled kernel). Its stand-in
+(fine_official.ModulatedDeformConvCudaRead) calls
 torchvision.ops.deform_conv2d after reading the offsets and mask the way the CUDA kernel does:
 image n's offsets are read as a contiguous [18, Ho, Wo] block starting at offset[n]'s first element
 (offset is a view of the 27-channel conv output), and its mask likewise from mask[n]; torch.as_strided
@@ -30,13 +31,9 @@ state dicts) and dyhead_io.safetensors (c3..c5, text, p3..p7, box<l>, centerness
 positive_map<i>, text_mask, losses [token, box, centerness], grad.<name>; image_size<i>,
 det<i>_boxes/_scores/_labels for phrases {1: tokens 1-2, 2: token 3, 3: tokens 4-5}).
 """
-import math
 import pathlib
-import types
 
 import torch
-import torch.nn.functional as F
-import torchvision
 from safetensors.torch import save_file
 from torch import nn
 
@@ -46,81 +43,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests/data/fine"
 
 
-class ModulatedDeformConvCudaRead(nn.Module):
-    """layers/deform_conv.py's ModulatedDeformConv (same parameters), with the CUDA kernel's reads."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 deformable_groups=1, bias=True):
-        super().__init__()
-        assert groups == 1 and deformable_groups == 1 and dilation == 1
-        self.stride, self.padding = stride, padding
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_channels))
-
-    def forward(self, input, offset, mask):
-        k = self.weight.shape[2]
-        ho = (input.shape[2] + 2 * self.padding - k) // self.stride + 1
-        wo = (input.shape[3] + 2 * self.padding - k) // self.stride + 1
-        outs = []
-        for n in range(input.shape[0]):
-            off = torch.as_strided(offset[n], (2 * k * k, ho, wo), (ho * wo, wo, 1))
-            msk = torch.as_strided(mask[n], (k * k, ho, wo), (ho * wo, wo, 1))
-            outs.append(torchvision.ops.deform_conv2d(input[n:n + 1], off[None], self.weight, self.bias,
-                                                      stride=self.stride, padding=self.padding, mask=msk[None]))
-        return torch.cat(outs)
-
-
-def ns(**kw):
-    return types.SimpleNamespace(**kw)
-
-
-class ConfigStub:
-    @staticmethod
-    def from_pretrained(name):
-        return None
-
-
-scope = {"torch": torch, "nn": nn, "F": F, "math": math, "ModulatedDeformConv": ModulatedDeformConvCudaRead,
-         "RobertaConfig": ConfigStub, "BertConfig": ConfigStub}
-fine_official.exec_official_defs("modeling/backbone/fpn.py", ["FPN", "LastLevelP6P7", "LastLevelMaxPool"], scope)
-fine_official.exec_official_defs("layers/dyrelu.py", ["_make_divisible", "h_sigmoid", "DYReLU"], scope)
-fine_official.exec_official_defs("layers/misc.py", ["Scale"], scope)
-fine_official.exec_official_defs("modeling/utils.py", ["permute_and_flatten"], scope)
-fine_official.exec_official_defs("modeling/rpn/vldyhead.py", ["h_sigmoid", "Conv3x3Norm", "DyConv", "VLDyHead"], scope)
-
-cfg = ns(MODEL=ns(
-    LANGUAGE_BACKBONE=ns(MODEL_TYPE="roberta-fused-v2", MAX_QUERY_LEN=7, LANG_DIM=48),
-    DYHEAD=ns(NUM_CLASSES=6, CHANNELS=32, USE_GN=True, USE_NSYNCBN=False, USE_SYNCBN=False, USE_DYRELU=True,
-              USE_DYFUSE=True, USE_DFCONV=True, CONV_FUNC="", NUM_CONVS=2, PRIOR_PROB=0.01, LOG_SCALE=0.0,
-              FUSE_CONFIG=ns(EARLY_FUSE_ON=False, USE_TOKEN_LOSS=False, USE_CONTRASTIVE_ALIGN_LOSS=False,
-                             USE_DOT_PRODUCT_TOKEN_LOSS=True, MLM_LOSS=False, USE_FUSED_FEATURES_DOT_PRODUCT=False,
-                             USE_SHALLOW_CONTRASTIVE_LOSS=False, USE_BACKBONE_SHALLOW_CONTRASTIVE_LOSS=False,
-                             CLAMP_DOT_PRODUCT=True)),
-    GROUP_NORM=ns(NUM_GROUPS=16),
-    RPN=ns(ASPECT_RATIOS=(1.0,), SCALES_PER_OCTAVE=1, RETURN_FUSED_FEATURES=False),
-    BACKBONE=ns(OUT_CHANNELS=32)))
+scope = fine_official.head_scope(fine_official.ModulatedDeformConvCudaRead)
+cfg = fine_official.head_cfg(channels=32, convs=2, lang=48, classes=6, max_query_len=7)
 
 torch.manual_seed(20261206)
 fpn = scope["FPN"]([0, 16, 24, 40], 32, conv_block=lambda i, o, k, s=1: nn.Conv2d(i, o, k, s, (k - 1) // 2),
                    top_blocks=scope["LastLevelP6P7"](32, 32))
 head = scope["VLDyHead"](cfg)
 
-# Random weights that make every path matter: unit-scale convolutions, offsets of a few pixels,
-# masks away from 0.5, GroupNorm affines away from (1, 0), a non-zero log_scale and language bias.
-with torch.no_grad():
-    for name, p in list(fpn.named_parameters()) + list(head.named_parameters()):
-        if name.endswith("offset.weight"):
-            p.copy_(torch.randn_like(p) * 0.02)
-        elif name.endswith("offset.bias"):
-            p.copy_(torch.randn_like(p) * 1.5)
-        elif ".bn." in name and name.endswith("weight"):
-            p.copy_(1 + 0.2 * torch.randn_like(p))
-        elif p.dim() >= 2:
-            p.copy_(torch.randn_like(p) / math.sqrt(p[0].numel()))
-        else:
-            p.copy_(torch.randn_like(p) * 0.3)
-    head.log_scale.fill_(0.4)
-    head.bias0.fill_(-1.5)
+fine_official.randomize_head(fpn, head)
 fpn.double().eval()
 head.double().eval()
 

@@ -1,8 +1,8 @@
 #pragma once
-// The RoBERTa text backbone of coarse FIBER (FIBER_SPEC §1): post-LN layers whose self-attention
+// The RoBERTa text backbone of FIBER (FIBER_SPEC §1, §3): post-LN layers whose self-attention
 // output skips its residual and LayerNorm (the layer adds them after the optional text-to-image
-// cross-attention), crossattention_t2i in the fused layers, alpha_t2i in every layer. Official
-// names: embeddings.*, encoder.layer.N.*, pooler.dense.
+// cross-attention), crossattention_t2i in the fused layers. Official names: embeddings.*,
+// encoder.layer.N.*, pooler.dense (coarse only).
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -45,6 +45,12 @@ Tensor<T> extended_attention_mask(const Tensor<std::int64_t>& mask) {
   return out;
 }
 
+// Where the state dicts of the two FIBER text backbones differ (the computation is the same).
+enum class RobertaLayout {
+  coarse,  // alpha_t2i in every layer; crossattention_t2i.output.LayerNorm stored (never applied); pooler
+  fine,    // roberta_fused_model_v2: alpha_t2i only in fused layers; that LayerNorm is an Identity; no pooler
+};
+
 template <class T>
 struct RobertaEmbeddings {
   nn::Embedding<T> word_embeddings, position_embeddings, token_type_embeddings;
@@ -78,18 +84,22 @@ struct RobertaEmbeddings {
 };
 
 // RobertaAttention: self.{query,key,value} + output.dense (output.LayerNorm is applied by the
-// layer for self-attention and never for the cross-attention, where it exists but is unused).
+// layer for self-attention and never for the cross-attention, where the coarse model stores it
+// unused and the fine-grained one has none).
 template <class T>
 struct RobertaAttention {
   std::int64_t heads = 0;
   nn::Linear<T> query, key, value, dense;
+  bool has_norm = true;
   nn::LayerNorm<T> LayerNorm;  // output.LayerNorm
   double dropout_p = 0;
 
   RobertaAttention() = default;
-  RobertaAttention(const RobertaConfig& c, std::int64_t kv_dim)
+  RobertaAttention(const RobertaConfig& c, std::int64_t kv_dim, bool output_norm = true)
       : heads(c.heads), query(c.hidden, c.hidden), key(kv_dim, c.hidden), value(kv_dim, c.hidden),
-        dense(c.hidden, c.hidden), LayerNorm(c.hidden, c.layer_norm_eps), dropout_p(c.dropout) {}
+        dense(c.hidden, c.hidden), has_norm(output_norm), dropout_p(c.dropout) {
+    if (has_norm) LayerNorm = nn::LayerNorm<T>(c.hidden, c.layer_norm_eps);
+  }
 
   // x: [B, L, H] attends to kv: [B, Lk, Dk] (x itself for self-attention) -> dense output [B, L, H].
   // In training, dropout on the attention probabilities, then on the dense output (HF's order).
@@ -106,15 +116,15 @@ struct RobertaAttention {
     key.visit(prefix + "self.key.", f);
     value.visit(prefix + "self.value.", f);
     dense.visit(prefix + "output.dense.", f);
-    LayerNorm.visit(prefix + "output.LayerNorm.", f);
+    if (has_norm) LayerNorm.visit(prefix + "output.LayerNorm.", f);
   }
 };
 
 template <class T>
 struct RobertaLayer {
-  Var<T> alpha_t2i;  // [1]; present in every layer, used by the fused ones
+  Var<T> alpha_t2i;  // [1]; used by the fused layers (the coarse layout stores it in every layer)
   RobertaAttention<T> attention;
-  bool fused = false;
+  bool fused = false, has_alpha = true;
   RobertaAttention<T> crossattention_t2i;
   nn::Linear<T> intermediate, output;  // intermediate.dense, output.dense
   nn::LayerNorm<T> output_norm;        // output.LayerNorm
@@ -122,11 +132,12 @@ struct RobertaLayer {
 
   RobertaLayer() = default;
   // image_dim > 0: the layer has crossattention_t2i over image tokens of that width.
-  RobertaLayer(const RobertaConfig& c, std::int64_t image_dim)
-      : alpha_t2i(nn::make_parameter<T>({1})), attention(c, c.hidden), fused(image_dim > 0),
+  RobertaLayer(const RobertaConfig& c, std::int64_t image_dim, RobertaLayout layout = RobertaLayout::coarse)
+      : attention(c, c.hidden), fused(image_dim > 0), has_alpha(fused || layout == RobertaLayout::coarse),
         intermediate(c.hidden, c.intermediate), output(c.intermediate, c.hidden),
         output_norm(c.hidden, c.layer_norm_eps), dropout_p(c.dropout) {
-    if (fused) crossattention_t2i = RobertaAttention<T>(c, image_dim);
+    if (has_alpha) alpha_t2i = nn::make_parameter<T>({1});
+    if (fused) crossattention_t2i = RobertaAttention<T>(c, image_dim, layout == RobertaLayout::coarse);
   }
 
   // x: [B, L, H]; mask: [B, 1, 1, L]; image: [B, Li, Di] or null (text only).
@@ -146,7 +157,7 @@ struct RobertaLayer {
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) {
-    nn::visit_parameter(f, prefix, "alpha_t2i", alpha_t2i);
+    if (has_alpha) nn::visit_parameter(f, prefix, "alpha_t2i", alpha_t2i);
     attention.visit(prefix + "attention.", f);
     if (fused) crossattention_t2i.visit(prefix + "crossattention_t2i.", f);
     intermediate.visit(prefix + "intermediate.dense.", f);
@@ -155,27 +166,29 @@ struct RobertaLayer {
   }
 };
 
-// text_transformer.*: embeddings, encoder.layer.N, pooler (kept for the state dict; FIBER's heads
-// use their own poolers).
+// embeddings, encoder.layer.N and, in the coarse layout, pooler (kept for the state dict; FIBER's
+// heads use their own poolers).
 template <class T>
 struct Roberta {
   RobertaConfig config;
+  RobertaLayout layout = RobertaLayout::coarse;
   RobertaEmbeddings<T> embeddings;
   std::vector<RobertaLayer<T>> layers;
   nn::Linear<T> pooler;
 
   Roberta() = default;
   // image_dims[i] > 0: layer i cross-attends to image tokens of that width.
-  Roberta(const RobertaConfig& c, const std::vector<std::int64_t>& image_dims)
-      : config(c), embeddings(c), pooler(c.hidden, c.hidden) {
-    for (int i = 0; i < c.layers; ++i) layers.emplace_back(c, image_dims.at(std::size_t(i)));
+  Roberta(const RobertaConfig& c, const std::vector<std::int64_t>& image_dims, RobertaLayout l = RobertaLayout::coarse)
+      : config(c), layout(l), embeddings(c) {
+    for (int i = 0; i < c.layers; ++i) layers.emplace_back(c, image_dims.at(std::size_t(i)), layout);
+    if (layout == RobertaLayout::coarse) pooler = nn::Linear<T>(c.hidden, c.hidden);
   }
 
   template <class F>
   void visit(const std::string& prefix, F&& f) {
     embeddings.visit(prefix + "embeddings.", f);
     for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit(prefix + "encoder.layer." + std::to_string(i) + ".", f);
-    pooler.visit(prefix + "pooler.dense.", f);
+    if (layout == RobertaLayout::coarse) pooler.visit(prefix + "pooler.dense.", f);
   }
 };
 
