@@ -76,6 +76,7 @@
 #include "fiber/models/fine_head_io.hpp"
 #include "fiber/models/fusion_backbone.hpp"
 #include "fiber/models/fiber_fine.hpp"
+#include "fiber/models/fine_init.hpp"
 #include "fiber/losses/itc.hpp"
 #include "fiber/losses/coarse_queue.hpp"
 #include "fiber/losses/hard_negatives.hpp"

@@ -3,6 +3,9 @@
 //                   [--config base|tiny]:
 // a coarse FIBER model started from public backbones (Swin-B/384 22k, roberta-base), every other
 // parameter initialised as the official code does, written under the official keys.
+// fiber init fine --coarse W --out F.safetensors [--seed N] [--config base|tiny] [--v3]:
+// a fine-grained FIBER started from a coarse one by the official suffix rule (fine_init.hpp), the
+// FPN, DyHead and stage norms initialised as the official constructors do.
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
@@ -13,6 +16,7 @@
 #include "command.hpp"
 #include "fiber/io/open_checkpoint.hpp"
 #include "fiber/models/coarse_backbones.hpp"
+#include "fiber/models/fine_init.hpp"
 
 namespace fiber::cli {
 
@@ -41,6 +45,28 @@ int init_coarse_from_backbones(const std::string& swin, const std::string& rober
   return 0;
 }
 
+template <models::FiberFineConfig C>
+int init_fine_from_coarse(const std::string& coarse, const std::string& out, std::uint64_t seed, const std::string& name,
+                          bool quiet) {
+  const io::Checkpoint ck = io::open_checkpoint(coarse);
+  auto model = std::make_unique<models::FiberFine<float, C>>();
+  const models::FineInitReport r = models::init_fine_from_coarse(*model, ck, seed);
+  nn::save_safetensors<float>(*model, out,
+                              {{"format", "pt"},
+                               {"fiber.model", name},
+                               {"fiber.init", "seed " + std::to_string(seed) + "; coarse " + coarse}});
+  if (!quiet) {
+    std::cout << "FIBER fine-grained " << name << " (window " << C.window << ", fusion "
+              << (C.i2t_query_norm ? "v3" : "v2") << ")\n"
+              << "  " << r.copied << " tensors from " << coarse << " by suffix";
+    if (!r.adapted.empty()) std::cout << ", " << r.adapted.size() << " relative-position tables resized";
+    std::cout << "\n  " << r.initialised.size() << " initialised (FPN, DyHead, stage norms; seed " << seed << "), "
+              << r.unused.size() << " coarse entries not used\n"
+              << "wrote " << out << '\n';
+  }
+  return 0;
+}
+
 inline void add_init_command(CLI::App& app, CommandList& commands) {
   struct Options {
     std::string swin, roberta, out, config = "base";
@@ -49,7 +75,7 @@ inline void add_init_command(CLI::App& app, CommandList& commands) {
     bool quiet = false;
   };
   auto o = std::make_shared<Options>();
-  CLI::App* init = app.add_subcommand("init", "Initialise a model from public backbones");
+  CLI::App* init = app.add_subcommand("init", "Initialise a model from public backbones or a coarse model");
   init->require_subcommand(1);
   CLI::App* sub = init->add_subcommand(
       "coarse", "Coarse FIBER from Swin (Microsoft .pth or timm safetensors) and RoBERTa (transformers) weights; every "
@@ -74,6 +100,29 @@ inline void add_init_command(CLI::App& app, CommandList& commands) {
                                                                     o->quiet);
     return init_coarse_from_backbones<models::FiberBaseCoarse384>(o->swin, o->roberta, o->out, o->seed, "base-384",
                                                                   o->quiet);
+  });
+
+  struct FineOptions {
+    std::string coarse, out, config = "base";
+    std::uint64_t seed = 0;
+    bool v3 = false, quiet = false;
+  };
+  auto f = std::make_shared<FineOptions>();
+  CLI::App* fine = init->add_subcommand(
+      "fine", "Fine-grained FIBER from a coarse one (fiber init coarse / fiber train coarse output, or an official "
+              "coarse .ckpt) by the official suffix rule; FPN and DyHead initialised as the official code does");
+  fine->add_option("--coarse", f->coarse, "the coarse FIBER weights")->required();
+  fine->add_option("--out", f->out, "the safetensors file to write (atomically)")->required();
+  fine->add_option("--seed", f->seed, "seed of the new parameters' initialisation (default 0)");
+  fine->add_option("--config", f->config, "base (FIBER-B) or tiny (the test model)")->check(CLI::IsMember({"base", "tiny"}));
+  fine->add_flag("--v3", f->v3, "fusion v3 (norm_i2t_i on the i2t queries: the referring-expression configs)");
+  fine->add_flag("-q,--quiet", f->quiet, "print nothing on success");
+  commands.add(fine, [f] {
+    if (f->config == "tiny")
+      return f->v3 ? init_fine_from_coarse<models::FiberTinyFineV3>(f->coarse, f->out, f->seed, "tiny-v3", f->quiet)
+                   : init_fine_from_coarse<models::FiberTinyFine>(f->coarse, f->out, f->seed, "tiny", f->quiet);
+    return f->v3 ? init_fine_from_coarse<models::FiberBaseFineV3>(f->coarse, f->out, f->seed, "base-v3", f->quiet)
+                 : init_fine_from_coarse<models::FiberBaseFine>(f->coarse, f->out, f->seed, "base", f->quiet);
   });
 }
 
