@@ -29,6 +29,7 @@ class CommandList {
 #include "cmd_convert.hpp"
 #include "cmd_data.hpp"
 #include "cmd_embed.hpp"
+#include "cmd_ground.hpp"
 #include "cmd_init.hpp"
 #include "cmd_inspect.hpp"
 #include "cmd_match.hpp"
@@ -42,6 +43,7 @@ inline void add_all_commands(CLI::App& app, CommandList& commands) {
   add_convert_command(app, commands);
   add_data_command(app, commands);
   add_embed_command(app, commands);
+  add_ground_command(app, commands);
   add_init_command(app, commands);
   add_inspect_command(app, commands);
   add_match_command(app, commands);
