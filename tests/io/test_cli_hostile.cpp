@@ -321,7 +321,7 @@ TEST_CASE("12: devices, unknown commands, empty outputs and huge echoed values")
   FIBER_CHECK_CLI(run_cli({"resize", "/dev/urandom", dir / "o.png", "--width", "2", "--height", "2"}, "", 20), 1,
                   "fiber: error: image '/dev/urandom': is a character device, not a regular file");
   FIBER_CHECK_CLI(run_cli({"frobnicate", "x"}), 2,
-                  "fiber: error: unknown command 'frobnicate' (commands: convert, data, embed, init, inspect, match, resize, retrieve, tokenize, train; fiber --help)");
+                  "fiber: error: unknown command 'frobnicate' (commands: convert, data, embed, ground, init, inspect, match, resize, retrieve, tokenize, train; fiber --help)");
 
   // An empty output path fails before the input is read (the input here does not even exist).
   FIBER_CHECK_CLI(run_cli({"convert", dir / "missing.pt", ""}), 1, "fiber: error: convert: output: the path is empty");
