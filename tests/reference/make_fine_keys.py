@@ -45,10 +45,11 @@ def keys_stand_in():
     return ModulatedDeformConv
 
 
-def official_modules(version, full):
-    """The official backbone body, text model, FPN and head: FIBER-B (full) or FiberTinyFine."""
+def official_modules(version, full, deform_conv=None):
+    """The official backbone body, text model, FPN and head: FIBER-B (full) or FiberTinyFine.
+    deform_conv: the ModulatedDeformConv stand-in (default: parameters only, no forward)."""
     scope = mfb.official_scope(version, tiny=not full)
-    scope.update(fine_official.head_scope(keys_stand_in()))
+    scope.update(fine_official.head_scope(deform_conv or keys_stand_in()))
     if full:
         swin = scope["SwinTransformer"](patch_size=4, in_chans=3, embed_dim=128, depths=[2, 2, 18, 2],
                                         num_heads=[4, 8, 16, 32], window_size=12, drop_path_rate=0.4,

@@ -101,9 +101,9 @@ class TextModel(nn.Module):
         self.embeddings = scope["RobertaEmbeddings"](config)
         self.encoder = scope["RobertaEncoder"](config)
 
-    @staticmethod
-    def get_extended_attention_mask(mask, shape, device=None):
-        return (1.0 - mask[:, None, None, :].to(torch.float64)) * -10000.0
+    def get_extended_attention_mask(self, mask, shape, device=None):
+        dtype = self.embeddings.word_embeddings.weight.dtype
+        return (1.0 - mask[:, None, None, :].to(dtype)) * -10000.0
 
 
 def build(version, seed):
