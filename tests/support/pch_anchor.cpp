@@ -1,1 +1,1 @@
-// Compiles the test suite's precompiled header once; the test executables reuse it.
+// Compiles a precompiled header once (the test suite's, the doc examples'); their executables reuse it.
