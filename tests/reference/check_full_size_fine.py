@@ -113,21 +113,8 @@ def official(fusion, head, rgb, tok):
         visual, lang, _ = fusion({"input_ids": tokenized["input_ids"], "attention_mask": tokenized["attention_mask"]},
                                  types.SimpleNamespace(tensors=padded))
         outs = head(list(visual), lang, lang["embedded"])
-    _, box_reg, centerness, _, _, _, dot_logits, *_ = outs
-    off = make_fine_keys.official
-    fine_official.use_cuda_ml_nms(off)
-    BoxList = off.bounding_box.BoxList
-    coder = off.box_coder.BoxCoder((10.0, 10.0, 5.0, 5.0))
-    grids = [tuple(t.shape[-2:]) for t in visual]
-    anchors = off.anchor_generator.AnchorGenerator(((64,), (128,), (256,), (512,), (1024,)), (1.0,),
-                                                   (8, 16, 32, 64, 128), 0).grid_anchors(grids)
-    post = off.inference.ATSSPostProcessor(pre_nms_thresh=0.05, pre_nms_top_n=1000, nms_thresh=0.6,
-                                           fpn_post_nms_top_n=100, min_size=0, num_classes=81, box_coder=coder,
-                                           score_agg="MEAN")
-    with torch.no_grad():
-        det = post(list(box_reg), list(centerness), [[BoxList(a, (ow, oh), mode="xyxy") for a in anchors]],
-                   box_cls=[torch.zeros(1, 80, gh, gw) for (gh, gw) in grids], dot_product_logits=list(dot_logits),
-                   positive_map=positive)[0]
+    det = fine_official.official_detections(make_fine_keys.official, outs, [(ow, oh)], positive,
+                                            detections_per_image=100)[0]
     det = det.resize((w, h))
     order = torch.argsort(det.get_field("scores"), descending=True, stable=True)
     return (det.bbox[order].tolist(), det.get_field("scores")[order].tolist(), det.get_field("labels")[order].tolist(),

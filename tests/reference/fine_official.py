@@ -243,3 +243,24 @@ def randomize_head(fpn, head):
                 p.copy_(torch.randn_like(p) * 0.3)
         head.log_scale.fill_(0.4)
         head.bias0.fill_(-1.5)
+
+
+def official_detections(ns, head_outputs, image_sizes, positive_map, detections_per_image=0):
+    """The official ATSSPostProcessor (FIBER's settings, the CUDA ml_nms rule) on VLDyHead's outputs
+    (its return tuple) for images of `image_sizes` [(w, h)] inside the padded batch; one BoxList per
+    image. detections_per_image 0: no cap (fpn_post_nms_top_n)."""
+    use_cuda_ml_nms(ns)
+    _, box_reg, centerness, _, _, _, dot_logits, *_ = head_outputs
+    dtype = box_reg[0].dtype
+    grids = [tuple(t.shape[-2:]) for t in box_reg]
+    anchors = ns.anchor_generator.AnchorGenerator(((64,), (128,), (256,), (512,), (1024,)), (1.0,),
+                                                  (8, 16, 32, 64, 128), 0).grid_anchors(grids)
+    BoxList = ns.bounding_box.BoxList
+    post = ns.inference.ATSSPostProcessor(pre_nms_thresh=0.05, pre_nms_top_n=1000, nms_thresh=0.6,
+                                          fpn_post_nms_top_n=detections_per_image, min_size=0, num_classes=81,
+                                          box_coder=ns.box_coder.BoxCoder((10.0, 10.0, 5.0, 5.0)), score_agg="MEAN")
+    with torch.no_grad():
+        return post(list(box_reg), list(centerness),
+                    [[BoxList(a.to(dtype), size, mode="xyxy") for a in anchors] for size in image_sizes],
+                    box_cls=[torch.zeros(len(image_sizes), 80, h, w, dtype=dtype) for (h, w) in grids],
+                    dot_product_logits=list(dot_logits), positive_map=positive_map)

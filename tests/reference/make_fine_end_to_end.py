@@ -48,25 +48,10 @@ def main():
     with torch.no_grad():
         visual, lang, _ = model({"input_ids": ids, "attention_mask": mask}, types.SimpleNamespace(tensors=padded))
         outs = head(list(visual), lang, lang["embedded"])
-    _, bbox_reg, centerness, _, _, _, dot_logits, *_ = outs
-
-    off = make_fine_keys.official
-    fine_official.use_cuda_ml_nms(off)
-    BoxList = off.bounding_box.BoxList
-    coder = off.box_coder.BoxCoder((10.0, 10.0, 5.0, 5.0))
-    grids = [tuple(t.shape[-2:]) for t in visual]
-    anchors = off.anchor_generator.AnchorGenerator(((64,), (128,), (256,), (512,), (1024,)), (1.0,),
-                                                   (8, 16, 32, 64, 128), 0).grid_anchors(grids)
-    anchors = [a.double() for a in anchors]
+    dot_logits = outs[6]
     image_sizes = [(150, 90), (130, 70)]
-    post = off.inference.ATSSPostProcessor(pre_nms_thresh=0.05, pre_nms_top_n=1000, nms_thresh=0.6,
-                                           fpn_post_nms_top_n=0, min_size=0, num_classes=81, box_coder=coder,
-                                           score_agg="MEAN")
-    with torch.no_grad():
-        detections = post(list(bbox_reg), list(centerness),
-                          [[BoxList(a, size, mode="xyxy") for a in anchors] for size in image_sizes],
-                          box_cls=[torch.zeros(2, 80, h, w, dtype=torch.float64) for (h, w) in grids],
-                          dot_product_logits=list(dot_logits), positive_map={1: [1, 2], 2: [3], 3: [4, 5]})
+    detections = fine_official.official_detections(make_fine_keys.official, outs, image_sizes,
+                                                   {1: [1, 2], 2: [3], 3: [4, 5]})
 
     weights = {f"fusion_backbone.backbone.fpn.{k}": v.float().contiguous() for k, v in fpn.state_dict().items()}
     weights.update({f"rpn.head.{k}": v.float().contiguous() for k, v in head.state_dict().items()})
@@ -81,7 +66,7 @@ def main():
         io[f"det{i}_scores"] = detections[i].get_field("scores")
         io[f"det{i}_labels"] = detections[i].get_field("labels").to(torch.int64)
     save_file({k: v.contiguous() for k, v in io.items()}, str(mfb.OUT / "end_to_end_io.safetensors"))
-    print("levels", grids, "detections", [len(d) for d in detections], "weights", len(weights))
+    print("levels", [tuple(t.shape[-2:]) for t in visual], "detections", [len(d) for d in detections], "weights", len(weights))
 
 
 if __name__ == "__main__":
