@@ -60,16 +60,16 @@ TEST_CASE("FIBER-B fine-grained v3: every official key and shape, nothing else")
 }
 
 TEST_CASE("tiny fine-grained model: a 70 x 100 frame through backbone, FPN and DyHead") {
-  models::FiberFine<float, models::FiberTinyFine> m;
+  models::FiberFine<double, models::FiberTinyFine> m;  // double: this file's other forward passes are double
   // Weights that make every path non-trivial; the parts are checked against the official code in
   // test_fusion_backbone.cpp and test_dyhead_parity.cpp.
   Generator gen(11);
-  for (auto& [key, p] : nn::named_parameters<float>(m)) p->value().copy_(Tensor<float>(randn<float>(p->shape(), gen) * 0.1f));
+  for (auto& [key, p] : nn::named_parameters<double>(m)) p->value().copy_(Tensor<double>(randn<double>(p->shape(), gen) * 0.1));
   NoGrad no_grad;
   const auto ids = Tensor<std::int64_t>::from_data({1, 6}, {0, 11, 12, 13, 2, 1});
   const auto valid = Tensor<std::int64_t>::from_data({1, 6}, {1, 1, 1, 1, 1, 0});
   const auto text = m.text_prefix(ids, valid);
-  const auto out = m(Var<float>(Tensor<float>::ones({1, 3, 70, 100})), text);
+  const auto out = m(Var<double>(Tensor<double>::ones({1, 3, 70, 100})), text);
   CHECK(out.backbone.height == 96);
   CHECK(out.backbone.width == 128);
   REQUIRE(out.pyramid.size() == 5);
@@ -81,7 +81,7 @@ TEST_CASE("tiny fine-grained model: a 70 x 100 frame through backbone, FPN and D
     CHECK(out.head.box_regression[std::size_t(l)].shape() == Shape{1, 4, sides[l][0], sides[l][1]});
   }
   // Finite everywhere, and the tokens' logits differ (the text reached the head).
-  const Tensor<float> logits = out.head.token_logits[0].value().contiguous();
+  const Tensor<double> logits = out.head.token_logits[0].value().contiguous();
   bool differ = false;
   for (std::int64_t a = 0; a < logits.size(1); ++a) {
     for (int j = 0; j < 6; ++j) CHECK(std::isfinite(logits.data()[a * 6 + j]));
