@@ -93,6 +93,40 @@ TEST_CASE("grounder: a frame of any size gives boxes in its own pixels, by score
   }
 }
 
+TEST_CASE("grounder: from the second frame of a size on, a frame takes no tensor memory from the system") {
+  GroundOptions opt;
+  opt.min_size = 64;
+  opt.max_size = 200;
+  opt.postprocess.detections_per_image = 0;
+  TinyGrounder g(tiny_model(), test_tokenizer(), opt);
+  g.set_prompt("a cat on a mat", {"cat", "mat"});
+  const Grounding first = g.ground(gradient_frame(150, 90));
+  REQUIRE(!first.detections.empty());
+  const auto after_first = g.buffer_stats();
+  CHECK(after_first.misses > 0);
+  CHECK(after_first.live_bytes == 0);  // every frame tensor went back to the buffers
+  const auto system0 = allocation_stats().system_allocations.load();
+  const Grounding second = g.ground(gradient_frame(150, 90));
+  CHECK(allocation_stats().system_allocations.load() == system0);
+  CHECK(g.buffer_stats().misses == after_first.misses);
+  CHECK(g.buffer_stats().hits > after_first.hits);
+  // Recycled memory changes nothing: the same detections, bit for bit.
+  REQUIRE(second.detections.size() == first.detections.size());
+  for (std::size_t k = 0; k < first.detections.size(); ++k) {
+    CHECK(second.detections[k].box == first.detections[k].box);
+    CHECK(second.detections[k].score == first.detections[k].score);
+    CHECK(second.detections[k].label == first.detections[k].label);
+  }
+  // Another size, then the first again: the buffers serve both, the results are unchanged.
+  const Grounding other = g.ground(gradient_frame(90, 150));
+  CHECK(other.image_width == 90);
+  const Grounding again = g.ground(gradient_frame(150, 90));
+  REQUIRE(again.detections.size() == first.detections.size());
+  for (std::size_t k = 0; k < first.detections.size(); ++k) CHECK(again.detections[k].score == first.detections[k].score);
+  g.release_buffers();
+  CHECK(g.buffer_stats().cached_bytes == 0);
+}
+
 TEST_CASE("grounder: errors name the problem") {
   TinyGrounder g(tiny_model(), test_tokenizer());
   CHECK_THROWS_WITH_AS(g.ground(gradient_frame(40, 30)), doctest::Contains("no prompt"), Error);

@@ -29,6 +29,22 @@ TEST_CASE("shifted_window_mask: 4x4 map, window 2, shift 1") {
   CHECK(w1[0 * 4 + 1] == -100.f);
 }
 
+TEST_CASE("ShiftMaskCache: one mask per size, shared by copies, the oldest dropped past its capacity") {
+  models::ShiftMaskCache<float> cache(2);
+  const models::ShiftMaskCache<float> copy = cache;
+  const Tensor<float> a = cache.get(4, 4, 2, 1);
+  CHECK(a.to_vector() == models::shifted_window_mask<float>(4, 4, 2, 1).to_vector());
+  CHECK(copy.get(4, 4, 2, 1).data() == a.data());  // the same tensor, not rebuilt
+  const Tensor<float> b = cache.get(4, 6, 2, 1);
+  CHECK(b.shape() == Shape{6, 4, 4});
+  CHECK(b.to_vector() == models::shifted_window_mask<float>(4, 6, 2, 1).to_vector());
+  CHECK(cache.size() == 2);
+  cache.get(6, 6, 2, 1);  // a third size: (4, 4) goes
+  CHECK(cache.size() == 2);
+  CHECK(cache.get(4, 6, 2, 1).data() == b.data());
+  CHECK(cache.get(4, 4, 2, 1).data() != a.data());  // built again
+}
+
 TEST_CASE("window_partition and window_reverse are inverse and keep windows contiguous") {
   Tensor<float> x = Tensor<float>::arange(0.f, 2 * 4 * 4 * 3.f).reshape({2, 4, 4, 3});
   const Var<float> w = models::window_partition(Var<float>(x), 2);

@@ -12,6 +12,7 @@
 
 #include "fiber/core/device.hpp"
 #include "fiber/core/error.hpp"
+#include "fiber/core/storage_pool.hpp"
 
 namespace fiber {
 
@@ -20,8 +21,9 @@ inline constexpr std::size_t kStorageAlignment = 64;
 // Counts of tensor-memory allocations, process wide. Tests use them to prove that a fused
 // expression allocates only its result.
 struct AllocationStats {
-  std::atomic<std::int64_t> allocations{0};
-  std::atomic<std::int64_t> bytes{0};
+  std::atomic<std::int64_t> allocations{0};         // tensor storages created
+  std::atomic<std::int64_t> bytes{0};               // their bytes
+  std::atomic<std::int64_t> system_allocations{0};  // of them, taken from the system (not a StoragePool's free block)
 };
 inline AllocationStats& allocation_stats() {
   static AllocationStats stats;
@@ -32,12 +34,19 @@ class Storage {
  public:
   // New CPU memory of `bytes` bytes, aligned to kStorageAlignment, uninitialised.
   static std::shared_ptr<Storage> allocate(std::size_t bytes) {
+    allocation_stats().allocations.fetch_add(1, std::memory_order_relaxed);
+    allocation_stats().bytes.fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    if (StoragePool* pool = current_storage_pool()) {
+      PooledBlock block = pool->take(bytes);
+      if (!block.data) fail("Storage: out of memory allocating ", bytes, " bytes");
+      if (block.from_system) allocation_stats().system_allocations.fetch_add(1, std::memory_order_relaxed);
+      return std::shared_ptr<Storage>(new Storage(block.data, bytes, Device::cpu(), std::move(block.owner)));
+    }
     const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment;
     FIBER_CHECK(rounded >= bytes, "Storage: allocation of ", bytes, " bytes overflows");
     void* p = std::aligned_alloc(kStorageAlignment, rounded);
     if (!p) fail("Storage: out of memory allocating ", bytes, " bytes");
-    allocation_stats().allocations.fetch_add(1, std::memory_order_relaxed);
-    allocation_stats().bytes.fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    allocation_stats().system_allocations.fetch_add(1, std::memory_order_relaxed);
     return std::shared_ptr<Storage>(new Storage(p, bytes, Device::cpu(), std::shared_ptr<void>(p, std::free)));
   }
 

@@ -37,6 +37,7 @@ struct FusionSwin {
   PatchEmbed<T> patch_embed;
   std::vector<SwinStage<T>> layers;
   std::array<nn::LayerNorm<T>, 3> stage_norms;  // norm1, norm2, norm3
+  ShiftMaskCache<T> masks;                       // the shift masks of the map sizes seen so far
 
   FusionSwin() = default;
   // Blocks from `fused_from` in stage 3 and all of stage 4 carry the image-to-text attention.
@@ -48,8 +49,7 @@ struct FusionSwin {
 
   // The shift mask of stage maps H x W (padded to the window): [nW, N, N].
   Tensor<T> shift_mask(std::int64_t H, std::int64_t W) const {
-    return shifted_window_mask<T>(SwinBlock<T>::round_up(H, window), SwinBlock<T>::round_up(W, window), window,
-                                  window / 2);
+    return masks.get(SwinBlock<T>::round_up(H, window), SwinBlock<T>::round_up(W, window), window, window / 2);
   }
 
   // Stage s's output x: [B, H*W, C] -> the feature map [B, C, H, W] (normalised for s >= 1).

@@ -14,7 +14,9 @@
 // runs the rest: preprocessing as the official test transform (shorter side 800, longer at most
 // 1333, BGR 0-255 normalisation, zero padding to a multiple of 32), the fused backbone, FPN and
 // DyHead, the official ATSS post-processing, and boxes scaled back to the frame. No gradients are
-// recorded; the thread count is fiber::set_num_threads (core/thread_pool.hpp).
+// recorded; the thread count is fiber::set_num_threads (core/thread_pool.hpp). Tensor memory is
+// recycled between frames (core/storage_pool.hpp) and the shift masks are built once per frame
+// size: from the second frame of a size on, a frame takes no tensor memory from the system.
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "fiber/autograd/grad_mode.hpp"
+#include "fiber/core/storage_pool.hpp"
 #include "fiber/detection/postprocess.hpp"
 #include "fiber/detection/prompt.hpp"
 #include "fiber/io/image_decode.hpp"
@@ -113,6 +116,7 @@ class Grounder {
   // One frame of any size.
   Grounding ground(const io::Image& frame) const {
     FIBER_CHECK(text_.tokens.defined(), "ground: no prompt (call set_prompt first)");
+    PoolScope reuse(*pool_);  // this frame's tensors: the blocks the previous frame freed
     const io::FineGrainedInput in = io::preprocess_fine_grained(frame, options_.min_size, options_.max_size, C.size_divisibility);
     const Tensor<float> pixels = io::to_tensor(in.image);
     NoGrad guard;
@@ -138,6 +142,11 @@ class Grounder {
   }
   Grounding ground(const std::filesystem::path& image) const { return ground(io::read_image(image)); }
 
+  // The frame buffers kept between frames: after the first frame of a size, ground() takes all its
+  // tensor memory from them (stats().misses stops growing). release_buffers() frees them.
+  StoragePoolStats buffer_stats() const { return pool_->stats(); }
+  void release_buffers() { pool_->trim(); }
+
  private:
   std::shared_ptr<Model> model_;
   text::Tokenizer tokenizer_;
@@ -145,6 +154,7 @@ class Grounder {
   detection::Prompt prompt_;
   detection::PhraseTokens phrase_tokens_;
   models::FineTextPrefix<float> text_;
+  std::shared_ptr<StoragePool> pool_ = std::make_shared<StoragePool>();
 };
 
 }  // namespace fiber

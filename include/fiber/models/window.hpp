@@ -2,10 +2,15 @@
 // Swin window geometry as free functions: window partition and its inverse, the relative
 // position index of a window, and the shifted-window attention mask. Each is tested on its own.
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "fiber/autograd/var.hpp"
 #include "fiber/core/error.hpp"
+#include "fiber/core/storage_pool.hpp"
 #include "fiber/core/tensor.hpp"
 
 namespace fiber::models {
@@ -62,5 +67,45 @@ Tensor<T> shifted_window_mask(std::int64_t H, std::int64_t W, std::int64_t ws, s
     }
   return mask;
 }
+
+// shifted_window_mask by (H, W, ws, shift), built once per map size: a model that sees frames of
+// one size builds its masks on the first frame only (stage 1 of FIBER-B at 1088x800 has a 32 MB
+// mask). Copies share the cache; thread-safe; at most `capacity` sizes are kept (the oldest
+// entries are dropped first). Callers must not write into the returned masks.
+template <class T>
+class ShiftMaskCache {
+ public:
+  explicit ShiftMaskCache(std::size_t capacity = 16) : state_(std::make_shared<State>()) { state_->capacity = capacity; }
+
+  Tensor<T> get(std::int64_t H, std::int64_t W, std::int64_t ws, std::int64_t shift) const {
+    const Key key{H, W, ws, shift};
+    std::lock_guard lock(state_->mutex);
+    auto it = state_->masks.find(key);
+    if (it != state_->masks.end()) return it->second;
+    if (state_->masks.size() >= state_->capacity && !state_->order.empty()) {
+      state_->masks.erase(state_->order.front());
+      state_->order.erase(state_->order.begin());
+    }
+    UnpooledScope unpooled;  // kept across frames: not from a frame's StoragePool
+    Tensor<T> mask = shifted_window_mask<T>(H, W, ws, shift);
+    state_->masks.emplace(key, mask);
+    state_->order.push_back(key);
+    return mask;
+  }
+  std::size_t size() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->masks.size();
+  }
+
+ private:
+  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+  struct State {
+    std::mutex mutex;
+    std::map<Key, Tensor<T>> masks;
+    std::vector<Key> order;  // insertion order
+    std::size_t capacity = 16;
+  };
+  std::shared_ptr<State> state_;
+};
 
 }  // namespace fiber::models
