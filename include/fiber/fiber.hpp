@@ -5,6 +5,7 @@
 #include "fiber/core/rng.hpp"
 #include "fiber/core/shape.hpp"
 #include "fiber/core/storage.hpp"
+#include "fiber/core/storage_pool.hpp"
 #include "fiber/core/tensor.hpp"
 #include "fiber/core/thread_pool.hpp"
 #include "fiber/expr/evaluate.hpp"
@@ -103,3 +104,5 @@
 #include "fiber/train/prefetch_loader.hpp"
 #include "fiber/train/retrieval_eval.hpp"
 #include "fiber/train/coarse_pretrain_task.hpp"
+#include "fiber/train/grounding_dataset.hpp"
+#include "fiber/train/fine_grounding_task.hpp"

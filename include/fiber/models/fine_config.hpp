@@ -86,6 +86,21 @@ inline constexpr FiberFineConfig FiberTinyFineV3 = [] {
   return c;
 }();
 
+// The fine-grained counterpart of FiberDemoCoarse (`fiber init fine --config demo`, `fiber train
+// fine --config demo`, examples/ground_phrase): the same Swin (window 2, so the demo coarse tables
+// load unchanged) and text widths, the shapes world's 342-token vocabulary, prompts of 32 tokens, a
+// 64-channel FPN and a DyHead of two DyConv blocks. No drop path or dropout.
+inline constexpr FiberFineConfig FiberDemoFine{
+    .swin = {.embed_dim = 32, .depths = {1, 1, 3, 1}, .num_heads = {1, 2, 4, 8}, .drop_path_rate = 0.0},
+    .window = 2,
+    .text = {.vocab_size = 342, .hidden = 64, .heads = 2, .layers = 4, .intermediate = 256, .max_positions = 42,
+             .dropout = 0.0},
+    .num_fuse_block = 2,
+    .max_query_len = 32,
+    .fpn = {{64, 128, 256}, 64},
+    .head = {.channels = 64, .num_convs = 2, .gn_groups = 16, .lang_dim = 64, .num_classes = 5},
+};
+
 template <FiberFineConfig C>
 constexpr bool check_fine_config() {
   static_assert(C.window >= 1 && C.size_divisibility % 32 == 0,

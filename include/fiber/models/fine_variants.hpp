@@ -13,7 +13,7 @@
 namespace fiber::models {
 
 // Calls f.template operator()<C>() for the configuration matching `checkpoint`: FiberBaseFine,
-// FiberBaseFineV3, FiberTinyFine or FiberTinyFineV3. Anything else is an error naming what was found.
+// FiberBaseFineV3, FiberTinyFine, FiberTinyFineV3 or FiberDemoFine (v2). Anything else is an error naming what was found.
 template <class F>
 decltype(auto) with_fine_config(const io::Checkpoint& checkpoint, F&& f) {
   const std::string body = "fusion_backbone.backbone.body.";
@@ -28,8 +28,10 @@ decltype(auto) with_fine_config(const io::Checkpoint& checkpoint, F&& f) {
   if (matches(FiberBaseFineV3)) return f.template operator()<FiberBaseFineV3>();
   if (matches(FiberTinyFine)) return f.template operator()<FiberTinyFine>();
   if (matches(FiberTinyFineV3)) return f.template operator()<FiberTinyFineV3>();
+  if (matches(FiberDemoFine)) return f.template operator()<FiberDemoFine>();
   fail(checkpoint.file(), ": a fine-grained model of Swin width ", g.width, " and window ", g.window,
-       "; this build knows FIBER-B (128, window 12) and the tiny test model (8, window 7), fusion v2 and v3");
+       "; this build knows FIBER-B (128, window 12) and the tiny test model (8, window 7), fusion v2 and v3, and the "
+       "demo model (32, window 2, v2)");
 }
 
 }  // namespace fiber::models

@@ -145,6 +145,10 @@ class AdamW {
     for (double& wd : weight_decay_) wd *= factor;
   }
   double weight_decay(std::size_t group) const { return weight_decay_.at(group); }
+  // Every group's weight decay back to its initial value (before a resume replays the drops).
+  void reset_weight_decay() {
+    for (std::size_t i = 0; i < weight_decay_.size(); ++i) weight_decay_[i] = groups_.groups[i].weight_decay;
+  }
 
   // One update of every grouped parameter that has a gradient.
   void step() {

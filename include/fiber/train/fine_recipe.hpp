@@ -187,6 +187,14 @@ class ModelEma {
 
   const std::vector<std::string>& names() const { return names_; }
   const std::vector<Tensor<T>>& values() const { return values_; }
+  // Replaces the values (a resumed run's), one per name, same shapes.
+  void set_values(std::vector<Tensor<T>> values) {
+    FIBER_CHECK(values.size() == values_.size(), "ModelEma: ", values.size(), " values for ", values_.size(), " parameters");
+    for (std::size_t i = 0; i < values.size(); ++i)
+      FIBER_CHECK(values[i].shape() == values_[i].shape(), "ModelEma: value of '", names_[i], "' has shape ", values[i].shape(),
+                  ", expected ", values_[i].shape());
+    values_ = std::move(values);
+  }
   double decay() const { return decay_; }
 
  private:

@@ -1,7 +1,9 @@
 #pragma once
 // Trainer: the training loop over a Task (task.hpp) with the official coarse optimiser recipe
-// (AdamW, six parameter groups, linear warmup/decay), gradient accumulation and clipping,
-// checkpoints every N steps, exact resume, a metrics log, a progress bar and a loss curve.
+// (AdamW, six parameter groups, linear warmup/decay) or the official fine-grained one
+// (fine_recipe.hpp: its groups, WarmupMultiStepLR, weight-decay drops; TrainerOptions::fine),
+// gradient accumulation and clipping, checkpoints every N steps, exact resume, a metrics log, a
+// progress bar and a loss curve.
 //
 //   MyTask task(...);
 //   fiber::train::TrainerOptions o;
@@ -40,6 +42,7 @@
 #include "fiber/core/rng.hpp"
 #include "fiber/train/adamw.hpp"
 #include "fiber/train/checkpoint_file.hpp"
+#include "fiber/train/fine_recipe.hpp"
 #include "fiber/train/grad_clip.hpp"
 #include "fiber/train/loss_curve.hpp"
 #include "fiber/train/lr_schedule.hpp"
@@ -70,6 +73,12 @@ struct TrainerOptions {
   bool stop_on_nonfinite = true;    // a NaN/inf loss is an error naming the step
   bool write_curve = true;          // RUN/loss.png at the end of run()
   std::FILE* progress = stderr;     // nullptr: silent
+  // The official fine-grained recipe instead of the coarse one: its parameter groups and AdamW
+  // (base_lr, lang_lr, bias factors, betas 0.9/0.999), WarmupMultiStepLR with max_iter =
+  // total_steps (its `max_iter` is ignored), the weight-decay drops and its clip_grad_norm. Then
+  // learning_rate, warmup_fraction, weight_decay, lr_mult_*, clip_norm and adamw are unused. The
+  // EMA (ema_decay) is kept by the task (FineGroundingTask), which owns the model.
+  std::optional<FineSolverConfig> fine;
 };
 
 // One update as the trainer saw it.
@@ -108,12 +117,19 @@ template <Task T>
 class Trainer {
  public:
   Trainer(T& task, TrainerOptions options)
-      : task_(task), options_(std::move(options)), named_(task_.parameters()),
-        groups_(make_param_groups(named_, {options_.learning_rate, options_.weight_decay, options_.lr_mult_head,
-                                           options_.lr_mult_cross_modal})),
-        optimizer_(groups_, options_.adamw),
-        schedule_(linear_warmup_decay(options_.total_steps, options_.warmup_fraction, options_.learning_rate)),
+      : task_(task), options_(with_recipe(std::move(options))), named_(task_.parameters()),
+        groups_(options_.fine ? make_fine_param_groups(named_, *options_.fine)
+                              : make_param_groups(named_, {options_.learning_rate, options_.weight_decay,
+                                                           options_.lr_mult_head, options_.lr_mult_cross_modal})),
+        optimizer_(groups_, options_.fine ? options_.fine->adamw() : options_.adamw),
         generator_(options_.seed), bar_(options_.total_steps, options_.progress) {
+    if (options_.fine) {
+      fine_schedule_ = WarmupMultiStepSchedule::from(*options_.fine);
+      if (options_.fine->weight_decay_schedule)
+        weight_decay_drops_.emplace(fine_schedule_.milestones, options_.fine->weight_decay_schedule_ratio, 0);
+    } else {
+      schedule_ = linear_warmup_decay(options_.total_steps, options_.warmup_fraction, options_.learning_rate);
+    }
     FIBER_CHECK(options_.accumulate >= 1, "Trainer: accumulate ", options_.accumulate, " must be at least 1");
     FIBER_CHECK(options_.clip_norm >= 0, "Trainer: clip_norm ", options_.clip_norm, " is negative");
     FIBER_CHECK(options_.log_every >= 0 && options_.eval_every >= 0 && options_.save_every >= 0 &&
@@ -135,7 +151,8 @@ class Trainer {
   AdamW& optimizer() { return optimizer_; }
   Generator& generator() { return generator_; }
   const ParamGroups& param_groups() const { return groups_; }
-  const PolynomialDecaySchedule& schedule() const { return schedule_; }
+  // The factor of every group's initial lr for the update after `step` updates.
+  double lr_factor(std::int64_t step) const { return options_.fine ? fine_schedule_.factor(step) : schedule_.factor(step); }
   std::filesystem::path metrics_path() const { return options_.run_dir / "metrics.jsonl"; }
 
   // Loads the newest readable checkpoint of options().run_dir (nothing when there is none).
@@ -177,7 +194,7 @@ class Trainer {
     std::int64_t images = 0, done = 0;
     const double inv = 1.0 / double(options_.accumulate);
     while (step_ < options_.total_steps && done < max_updates) {
-      optimizer_.set_lr_factor(schedule_.factor(step_));
+      optimizer_.set_lr_factor(lr_factor(step_));
       StepRecord rec;
       rec.lr = optimizer_.lr(0);
       for (std::int64_t a = 0; a < options_.accumulate; ++a) {
@@ -196,6 +213,7 @@ class Trainer {
       for (Var<float>* p : all_) p->zero_grad();
       task_.after_update();
       rec.step = ++step_;
+      if (weight_decay_drops_ && weight_decay_drops_->drop(step_)) optimizer_.scale_weight_decay(options_.fine->gamma);
       ++done;
       images += rec.samples;
 
@@ -310,6 +328,20 @@ class Trainer {
     generator_ = Generator(c.seed);
     generator_.advance(c.generator_offset);
     step_ = c.step;
+    if (weight_decay_drops_) {  // the drops made before step_, as the official optimizer state holds them
+      weight_decay_drops_.emplace(fine_schedule_.milestones, options_.fine->weight_decay_schedule_ratio, step_);
+      optimizer_.reset_weight_decay();
+      for (std::size_t i = 0; i < weight_decay_drops_->drops_done(); ++i) optimizer_.scale_weight_decay(options_.fine->gamma);
+    }
+  }
+
+  // The fine recipe's max_iter is the run's total; its clip is the trainer's.
+  static TrainerOptions with_recipe(TrainerOptions o) {
+    if (o.fine) {
+      o.fine->max_iter = o.total_steps;
+      o.clip_norm = o.fine->clip_grad_norm;
+    }
+    return o;
   }
 
   T& task_;
@@ -318,7 +350,9 @@ class Trainer {
   std::vector<Var<float>*> all_;
   ParamGroups groups_;
   AdamW optimizer_;
-  PolynomialDecaySchedule schedule_;
+  PolynomialDecaySchedule schedule_;              // the coarse recipe
+  WarmupMultiStepSchedule fine_schedule_;         // the fine recipe
+  std::optional<WeightDecaySchedule> weight_decay_drops_;
   Generator generator_;
   ProgressBar bar_;
   std::int64_t step_ = 0;

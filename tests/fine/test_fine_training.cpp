@@ -1,0 +1,218 @@
+// Fine-grained training on the shapes world: the batches as the official training pipeline makes
+// them (boxes converted, resized and flipped; positive maps from the phrases' spans), one step's
+// losses and gradients, a short run that learns, and exact resume through the Trainer with the
+// fine recipe (WarmupMultiStepLR, weight-decay drops, EMA). The losses themselves are checked
+// against the official code in test_head_loss_parity.cpp and tests/detection.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../data_pipeline/data_fixtures.hpp"
+#include "fiber/io/open_checkpoint.hpp"
+#include "fiber/models/coarse_init.hpp"
+#include "fiber/models/fine_init.hpp"
+#include "fiber/nn/state_dict.hpp"
+#include "fiber/train/fine_grounding_task.hpp"
+#include "fiber/train/shapes_world.hpp"
+#include "fiber/train/trainer.hpp"
+
+using namespace fiber;
+namespace fs = std::filesystem;
+using Demo = models::FiberFine<float, models::FiberDemoFine>;
+using DemoTask = train::FineGroundingTask<models::FiberDemoFine>;
+
+namespace {
+
+// A shapes world of `n` training scenes (64 x 64) and its tokenizer, written once per process.
+struct World {
+  fs::path dir;
+  train::GroundingDataset data;
+  text::Tokenizer tokenizer;
+};
+World make_world() {
+  const fs::path dir = test::fresh_dir("fine_training");
+  train::ShapesWorldOptions o;
+  o.train = 6;
+  o.val = 1;
+  o.seed = 5;
+  train::write_shapes_world(dir, o);
+  return {dir, train::load_grounding_dataset(dir / "train.json"),
+          text::Tokenizer::from_files(dir / "vocab.json", dir / "merges.txt")};
+}
+const World& world() {
+  static const World w = make_world();
+  return w;
+}
+
+// The demo fine model as a user makes it: a fresh demo coarse model, `fiber init fine` from it.
+std::unique_ptr<Demo> demo_model(std::uint64_t seed) {
+  static const fs::path coarse_file = [] {
+    models::FiberCoarse<float, models::FiberDemoCoarse> coarse;
+    models::init_coarse(coarse, 11);
+    const fs::path f = world().dir / "coarse.safetensors";
+    nn::save_safetensors<float>(coarse, f);
+    return f;
+  }();
+  auto m = std::make_unique<Demo>();
+  models::init_fine_from_coarse(*m, io::open_checkpoint(coarse_file), seed);
+  return m;
+}
+
+train::FineSolverConfig recipe() {
+  train::FineSolverConfig c;
+  c.base_lr = 1e-3;
+  c.lang_lr = 1e-4;
+  c.warmup_iters = 2;
+  c.steps = {0.5};
+  c.ema_decay = 0.9;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("fine training: boxes and positive maps of a batch follow the official pipeline") {
+  // One image, one box [10, 20, 30, 40] (xywh) grounding "red": official xyxy [10, 20, 39, 59];
+  // shorter side 128: x2 -> [20, 40, 78, 118]; flipped in the 128-px image: x1' = 128 − 78 − 1.
+  const fs::path dir = test::fresh_dir("fine_batch");
+  fs::copy_file(world().dir / "images/train_000000.png", dir / "a.png");
+  test::write_text(dir / "g.json", R"({"images": [{"id": 1, "file_name": "a.png", "caption": "a red circle"}],
+    "annotations": [{"image_id": 1, "bbox": [10, 20, 30, 40], "tokens_positive": [[2, 5]]},
+                    {"image_id": 1, "bbox": [70, 0, 5, 5], "tokens_positive": [[6, 12]]}]})");
+  const train::GroundingDataset data = train::load_grounding_dataset(dir / "g.json");
+  auto model = demo_model(1);
+  train::FineGroundingOptions o;
+  o.batch_size = 2;
+  o.min_sizes = {128};
+  o.flip_probability = 0.5;
+  DemoTask task(*model, data, world().tokenizer, o);
+  // <s> a Ġred Ġcircle </s>: "red" is token 2.
+  REQUIRE(task.prepared()[0].box_tokens.size() == 2);
+  CHECK(task.prepared()[0].box_tokens[0] == std::vector<std::int64_t>{2});
+  CHECK(task.prepared()[0].box_tokens[1] == std::vector<std::int64_t>{3});
+  Generator gen(3);
+  bool seen[2] = {false, false};
+  for (int round = 0; round < 8 && !(seen[0] && seen[1]); ++round) {
+    const train::GroundingBatch b = task.next_batch(gen);
+    REQUIRE(b.images.shape() == Shape{2, 3, 128, 128});
+    for (std::size_t i = 0; i < 2; ++i) {
+      CAPTURE(b.flipped[i]);
+      // The second box starts past the 64-px image: clamped to nothing and dropped with its phrase.
+      REQUIRE(b.boxes[i].shape() == Shape{1, 4});
+      const std::vector<float> want = b.flipped[i] ? std::vector<float>{49, 40, 107, 118} : std::vector<float>{20, 40, 78, 118};
+      CHECK(b.boxes[i].to_vector() == want);
+      const std::vector<float> map = b.positive_maps[i].to_vector();
+      for (std::size_t t = 0; t < map.size(); ++t) CHECK(map[t] == (t == 2 ? 1.0f : 0.0f));
+      CHECK(b.ids.at({std::int64_t(i), 2}) == world().tokenizer.encode("a red circle").ids[2]);
+      CHECK(b.valid.at({std::int64_t(i), 4}) == 1);
+      CHECK(b.valid.at({std::int64_t(i), 5}) == 0);
+      seen[b.flipped[i] ? 1 : 0] = true;
+    }
+  }
+  CHECK(seen[0]);
+  CHECK(seen[1]);
+}
+
+TEST_CASE("fine training: a prompt past max_query_len is an error naming the image") {
+  const fs::path dir = test::fresh_dir("fine_long");
+  std::string caption;
+  for (int i = 0; i < 40; ++i) caption += "red ";
+  caption += "circle";
+  test::write_text(dir / "g.json", R"({"images": [{"id": 1, "file_name": "x.png", "caption": ")" + caption + R"("}]})");
+  const train::GroundingDataset data = train::load_grounding_dataset(dir / "g.json");
+  auto model = demo_model(1);
+  CHECK_THROWS_WITH_AS(DemoTask(*model, data, world().tokenizer), doctest::Contains("x.png: its prompt is 43 tokens, over the model's 32"),
+                       Error);
+}
+
+TEST_CASE("fine training: one step's losses are finite and reach the backbone, the text and the head") {
+  auto model = demo_model(2);
+  train::FineGroundingOptions o;
+  o.batch_size = 2;
+  o.min_sizes = {64};
+  DemoTask task(*model, world().data, world().tokenizer, o);
+  Generator gen(0);
+  const train::StepOutput s = task.forward_backward(gen);
+  for (const char* k : {"loss", "token", "box", "centerness"}) {
+    CAPTURE(k);
+    CHECK(std::isfinite(s.losses.at(k)));
+    CHECK(s.losses.at(k) > 0);
+  }
+  CHECK(s.losses.at("positives") >= 2);
+  CHECK(s.losses.at("loss") == doctest::Approx(s.losses.at("token") + s.losses.at("box") + s.losses.at("centerness")));
+  int reached = 0;
+  for (auto& [name, var] : task.parameters())
+    for (const char* part : {"backbone.body.patch_embed.proj.weight", "language_backbone.body.model.embeddings.word_embeddings",
+                             "rpn.head.dyhead_tower", "rpn.head.dot_product_projection_text.weight", "rpn.head.bbox_pred.weight"})
+      if (name.find(part) != std::string::npos) {
+        CAPTURE(name);
+        REQUIRE(var->grad().defined());
+        double norm = 0;
+        const Tensor<float> g = var->grad().contiguous();
+        for (std::int64_t i = 0; i < g.numel(); ++i) norm += double(g.data()[i]) * g.data()[i];
+        if (norm > 0) ++reached;
+      }
+  CHECK(reached >= 5);
+}
+
+TEST_CASE("fine training: a short run lowers the loss, and a resumed run repeats it bit for bit") {
+  const fs::path full_dir = test::fresh_dir("fine_full"), split_dir = test::fresh_dir("fine_split");
+  train::FineGroundingOptions o;
+  o.batch_size = 2;
+  o.min_sizes = {64};
+  o.ema_decay = 0.9;
+  auto options = [&](const fs::path& dir) {
+    train::TrainerOptions t;
+    t.total_steps = 16;
+    t.save_every = 4;
+    t.log_every = 1;
+    t.run_dir = dir;
+    t.seed = 4;
+    t.progress = nullptr;
+    t.write_curve = false;
+    t.fine = recipe();
+    return t;
+  };
+  auto model = demo_model(3);
+  DemoTask task(*model, world().data, world().tokenizer, o);
+  train::Trainer trainer(task, options(full_dir));
+  CHECK(trainer.lr_factor(0) == doctest::Approx(0.001));  // warmup from warmup_factor
+  CHECK(trainer.lr_factor(5) == doctest::Approx(1.0));
+  CHECK(trainer.lr_factor(8) == doctest::Approx(0.1));  // milestone round(0.5 · 16)
+  const train::TrainSummary full = trainer.run();
+  REQUIRE(full.steps.size() == 16);
+  const double first = (full.steps[0].losses.at("loss") + full.steps[1].losses.at("loss")) / 2;
+  const double last = (full.steps[14].losses.at("loss") + full.steps[15].losses.at("loss")) / 2;
+  MESSAGE("loss ", first, " -> ", last);
+  CHECK(last < 0.8 * first);
+  // The weight decay dropped once, at step ceil(0.667 · 8) = 6.
+  CHECK(trainer.optimizer().weight_decay(0) == doctest::Approx(recipe().weight_decay * 0.1));
+
+  // The same run stopped after 6 steps and resumed by a fresh process (model, task, trainer).
+  std::vector<train::StepRecord> split;
+  {
+    auto m = demo_model(3);
+    DemoTask t(*m, world().data, world().tokenizer, o);
+    train::Trainer tr(t, options(split_dir));
+    for (auto& r : tr.run(6).steps) split.push_back(r);
+    tr.save_checkpoint();
+  }
+  auto m = demo_model(99);  // other weights: all of them come from the checkpoint
+  DemoTask t(*m, world().data, world().tokenizer, o);
+  train::Trainer tr(t, options(split_dir));
+  REQUIRE(tr.resume().step == 6);
+  CHECK(tr.optimizer().weight_decay(0) == doctest::Approx(recipe().weight_decay * 0.1));  // the drop at step 6 replayed
+  for (auto& r : tr.run().steps) split.push_back(r);
+  REQUIRE(split.size() == full.steps.size());
+  for (std::size_t i = 0; i < split.size(); ++i) {
+    CAPTURE(i);
+    CHECK(split[i].losses.at("loss") == full.steps[i].losses.at("loss"));
+    CHECK(split[i].lr == full.steps[i].lr);
+  }
+  const auto& a = task.ema()->values();
+  const auto& b = t.ema()->values();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].to_vector() == b[i].to_vector());
+}
