@@ -52,7 +52,7 @@ inline std::string name_list(const std::vector<std::string>& names, std::size_t 
 
 }  // namespace convert_detail
 
-inline void add_convert_command(CLI::App& app, CommandList& commands) {
+void add_convert_command(CLI::App& app, CommandList& commands) {
   struct Options {
     std::string input, output, dtype;
     std::vector<std::string> drop;

@@ -18,7 +18,7 @@
 
 namespace fiber::cli {
 
-inline void add_data_command(CLI::App& app, CommandList& commands) {
+void add_data_command(CLI::App& app, CommandList& commands) {
   struct Args {
     std::string out;
     train::ShapesWorldOptions world;

@@ -13,7 +13,7 @@
 
 namespace fiber::cli {
 
-inline void add_embed_command(CLI::App& app, CommandList& commands) {
+void add_embed_command(CLI::App& app, CommandList& commands) {
   struct Args : CoarseArgs {
     std::string image, text;
   };

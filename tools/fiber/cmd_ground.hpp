@@ -42,7 +42,7 @@ inline void draw_groundings(io::Image image, const Grounding& g, const std::stri
   io::write_png(image, path);
 }
 
-inline void add_ground_command(CLI::App& app, CommandList& commands) {
+void add_ground_command(CLI::App& app, CommandList& commands) {
   struct Args {
     std::string weights, vocab, merges, image, text, draw;
     std::vector<std::string> phrases;

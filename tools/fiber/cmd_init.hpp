@@ -3,7 +3,7 @@
 //                   [--config base|tiny]:
 // a coarse FIBER model started from public backbones (Swin-B/384 22k, roberta-base), every other
 // parameter initialised as the official code does, written under the official keys.
-// fiber init fine --coarse W --out F.safetensors [--seed N] [--config base|tiny] [--v3]:
+// fiber init fine --coarse W --out F.safetensors [--seed N] [--config base|tiny|demo] [--v3]:
 // a fine-grained FIBER started from a coarse one by the official suffix rule (fine_init.hpp), the
 // FPN, DyHead and stage norms initialised as the official constructors do.
 #include <CLI/CLI.hpp>
@@ -67,7 +67,7 @@ int init_fine_from_coarse(const std::string& coarse, const std::string& out, std
   return 0;
 }
 
-inline void add_init_command(CLI::App& app, CommandList& commands) {
+void add_init_command(CLI::App& app, CommandList& commands) {
   struct Options {
     std::string swin, roberta, out, config = "base";
     std::uint64_t seed = 0;
@@ -114,10 +114,15 @@ inline void add_init_command(CLI::App& app, CommandList& commands) {
   fine->add_option("--coarse", f->coarse, "the coarse FIBER weights")->required();
   fine->add_option("--out", f->out, "the safetensors file to write (atomically)")->required();
   fine->add_option("--seed", f->seed, "seed of the new parameters' initialisation (default 0)");
-  fine->add_option("--config", f->config, "base (FIBER-B) or tiny (the test model)")->check(CLI::IsMember({"base", "tiny"}));
+  fine->add_option("--config", f->config, "base (FIBER-B), tiny (the test model) or demo (the shapes world's, from a demo coarse)")
+      ->check(CLI::IsMember({"base", "tiny", "demo"}));
   fine->add_flag("--v3", f->v3, "fusion v3 (norm_i2t_i on the i2t queries: the referring-expression configs)");
   fine->add_flag("-q,--quiet", f->quiet, "print nothing on success");
   commands.add(fine, [f] {
+    if (f->config == "demo") {
+      FIBER_CHECK(!f->v3, "fiber init fine: --v3 is for --config base or tiny");
+      return init_fine_from_coarse<models::FiberDemoFine>(f->coarse, f->out, f->seed, "demo", f->quiet);
+    }
     if (f->config == "tiny")
       return f->v3 ? init_fine_from_coarse<models::FiberTinyFineV3>(f->coarse, f->out, f->seed, "tiny-v3", f->quiet)
                    : init_fine_from_coarse<models::FiberTinyFine>(f->coarse, f->out, f->seed, "tiny", f->quiet);

@@ -111,7 +111,7 @@ inline void print_text(const io::Checkpoint& ck) {
 
 }  // namespace inspect_detail
 
-inline void add_inspect_command(CLI::App& app, CommandList& commands) {
+void add_inspect_command(CLI::App& app, CommandList& commands) {
   struct Options {
     std::string file;
     bool json = false;

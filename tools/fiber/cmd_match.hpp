@@ -14,7 +14,7 @@
 
 namespace fiber::cli {
 
-inline void add_match_command(CLI::App& app, CommandList& commands) {
+void add_match_command(CLI::App& app, CommandList& commands) {
   struct Args : CoarseArgs {
     std::string image, text;
   };

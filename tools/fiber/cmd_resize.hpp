@@ -19,7 +19,7 @@
 
 namespace fiber::cli {
 
-inline void add_resize_command(CLI::App& app, CommandList& commands) {
+void add_resize_command(CLI::App& app, CommandList& commands) {
   struct Options {
     std::string input, output, filter = "bicubic";
     int width = 0, height = 0;

@@ -61,7 +61,7 @@ struct Hit {
 };
 }  // namespace detail
 
-inline void add_retrieve_command(CLI::App& app, CommandList& commands) {
+void add_retrieve_command(CLI::App& app, CommandList& commands) {
   struct Args : CoarseArgs {
     std::string images, texts;
     std::int64_t top = 5, rerank = 0, batch = 8;

@@ -37,7 +37,7 @@ inline std::string read_text_input(const std::string& path) {
   return text;
 }
 
-inline void add_tokenize_command(CLI::App& app, CommandList& commands) {
+void add_tokenize_command(CLI::App& app, CommandList& commands) {
   struct Args {
     std::string vocab, merges, text, text_file;
     std::size_t max_len = 0;

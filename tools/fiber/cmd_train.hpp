@@ -16,6 +16,7 @@
 #include <string>
 
 #include "command.hpp"
+#include "train_inputs.hpp"
 #include "fiber/core/printable.hpp"
 #include "fiber/io/open_checkpoint.hpp"
 #include "fiber/models/coarse_init.hpp"
@@ -35,14 +36,6 @@ struct TrainCoarseArgs {
 
 namespace detail {
 
-// The training file of --data: a file as given, or DIR/train.json, else DIR/train.jsonl.
-inline std::filesystem::path training_file(const std::filesystem::path& data) {
-  FIBER_CHECK(std::filesystem::exists(data), "fiber train: --data ", excerpt(data.string(), 200), " does not exist");
-  if (!std::filesystem::is_directory(data)) return data;
-  for (const char* name : {"train.json", "train.jsonl"})
-    if (std::filesystem::exists(data / name)) return data / name;
-  fail("fiber train: --data ", excerpt(data.string(), 200), " is a directory without train.json or train.jsonl");
-}
 // The held-out file: --val, else DIR/val.json(l) when --data is a directory holding one, else none.
 inline std::filesystem::path validation_file(const TrainCoarseArgs& a) {
   if (!a.val.empty()) return a.val;
@@ -51,16 +44,6 @@ inline std::filesystem::path validation_file(const TrainCoarseArgs& a) {
     for (const char* name : {"val.json", "val.jsonl"})
       if (std::filesystem::exists(d / name)) return d / name;
   return {};
-}
-inline text::Tokenizer training_tokenizer(const TrainCoarseArgs& a) {
-  FIBER_CHECK(a.vocab.empty() == a.merges.empty(), "fiber train: give --vocab and --merges together");
-  if (!a.vocab.empty()) return text::Tokenizer::from_files(a.vocab, a.merges);
-  std::filesystem::path d = a.data;
-  if (!std::filesystem::is_directory(d)) d = d.parent_path();
-  FIBER_CHECK(std::filesystem::exists(d / "vocab.json") && std::filesystem::exists(d / "merges.txt"),
-              "fiber train: no tokenizer: give --vocab and --merges (roberta-base's), or put vocab.json and merges.txt "
-              "beside the data (", excerpt(d.string(), 200), ")");
-  return text::Tokenizer::from_files(d / "vocab.json", d / "merges.txt");
 }
 
 }  // namespace detail
@@ -77,7 +60,7 @@ int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
               excerpt(a.out, 200), " already holds checkpoints of an earlier run; continue it with --resume ",
               excerpt(a.out, 200), " or choose another directory");
   const std::filesystem::path train_file = detail::training_file(a.data);
-  const text::Tokenizer tok = detail::training_tokenizer(a);
+  const text::Tokenizer tok = detail::training_tokenizer(a.data, a.vocab, a.merges);
   FIBER_CHECK(std::int64_t(tok.vocab_size()) <= C.text.vocab_size, "fiber train: the tokenizer has ", tok.vocab_size(),
               " tokens, the ", config_name, " model's embedding ", C.text.vocab_size);
   const train::CaptionDataset train_set = train::load_caption_dataset(train_file);
@@ -150,9 +133,9 @@ int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
   return 0;
 }
 
-inline void add_train_command(CLI::App& app, CommandList& commands) {
+void add_train_command(CLI::App& app, CommandList& commands) {
   auto a = std::make_shared<TrainCoarseArgs>();
-  CLI::App* trainer = app.add_subcommand("train", "Train a model (fiber train coarse --help)");
+  CLI::App* trainer = app.add_subcommand("train", "Train a model (fiber train coarse --help, fiber train fine --help)");
   trainer->require_subcommand(1);
   CLI::App* sub = trainer->add_subcommand("coarse", "Coarse FIBER pre-training: ITC + ITM (hard negatives) + MLM, "
                                                     "AdamW with the official groups, 10% warmup, linear decay");
@@ -200,6 +183,7 @@ inline void add_train_command(CLI::App& app, CommandList& commands) {
     if (a->config == "tiny") return train_coarse<models::FiberTinyCoarse>(*a, "tiny");
     return train_coarse<models::FiberBaseCoarse384>(*a, "base-384");
   });
+  add_train_fine_command(trainer, commands);  // cmd_train_fine.hpp
 }
 
 }  // namespace fiber::cli

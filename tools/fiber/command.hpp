@@ -1,7 +1,8 @@
 #pragma once
 // How commands plug into the `fiber` binary: each cmd_<name>.hpp defines
 //   void add_<name>_command(CLI::App& app, CommandList& commands);
-// which adds a subcommand with its options and registers the function that runs it.
+// which adds a subcommand with its options and registers the function that runs it. Each
+// cmd_<name>.hpp is included by exactly one translation unit (tools/fiber/commands_*.cpp).
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -23,22 +24,21 @@ class CommandList {
   std::vector<std::pair<CLI::App*, std::function<int()>>> entries_;
 };
 
-}  // namespace fiber::cli
+// The commands, each defined by its cmd_<name>.hpp, compiled in the translation units listed in
+// tools/CMakeLists.txt (one unit per model family, so that they build in parallel). Keep sorted.
+void add_convert_command(CLI::App& app, CommandList& commands);
+void add_data_command(CLI::App& app, CommandList& commands);
+void add_embed_command(CLI::App& app, CommandList& commands);
+void add_ground_command(CLI::App& app, CommandList& commands);
+void add_init_command(CLI::App& app, CommandList& commands);
+void add_inspect_command(CLI::App& app, CommandList& commands);
+void add_match_command(CLI::App& app, CommandList& commands);
+void add_resize_command(CLI::App& app, CommandList& commands);
+void add_retrieve_command(CLI::App& app, CommandList& commands);
+void add_tokenize_command(CLI::App& app, CommandList& commands);
+void add_train_command(CLI::App& app, CommandList& commands);
+void add_train_fine_command(CLI::App* train, CommandList& commands);  // `fiber train fine`, under `train`
 
-// The commands. Keep this list sorted.
-#include "cmd_convert.hpp"
-#include "cmd_data.hpp"
-#include "cmd_embed.hpp"
-#include "cmd_ground.hpp"
-#include "cmd_init.hpp"
-#include "cmd_inspect.hpp"
-#include "cmd_match.hpp"
-#include "cmd_resize.hpp"
-#include "cmd_retrieve.hpp"
-#include "cmd_tokenize.hpp"
-#include "cmd_train.hpp"
-
-namespace fiber::cli {
 inline void add_all_commands(CLI::App& app, CommandList& commands) {
   add_convert_command(app, commands);
   add_data_command(app, commands);
@@ -52,4 +52,5 @@ inline void add_all_commands(CLI::App& app, CommandList& commands) {
   add_tokenize_command(app, commands);
   add_train_command(app, commands);
 }
+
 }  // namespace fiber::cli
