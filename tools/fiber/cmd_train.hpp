@@ -50,15 +50,7 @@ inline std::filesystem::path validation_file(const TrainCoarseArgs& a) {
 
 template <models::FiberCoarseConfig C>
 int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
-  const std::filesystem::path run_dir = a.resume.empty() ? std::filesystem::path(a.out) : std::filesystem::path(a.resume);
-  FIBER_CHECK(a.resume.empty() || a.out.empty() || std::filesystem::path(a.out) == std::filesystem::path(a.resume),
-              "fiber train: --out and --resume name different runs (", excerpt(a.out, 100), ", ", excerpt(a.resume, 100),
-              "); --resume RUN continues RUN");
-  // A fresh run into a directory holding another run's checkpoints would mix the two (and a later --resume
-  // would pick the other run's newest file): refuse it.
-  FIBER_CHECK(!a.resume.empty() || train::list_checkpoints(run_dir).empty(), "fiber train: --out ",
-              excerpt(a.out, 200), " already holds checkpoints of an earlier run; continue it with --resume ",
-              excerpt(a.out, 200), " or choose another directory");
+  const std::filesystem::path run_dir = detail::run_directory(a.out, a.resume);
   const std::filesystem::path train_file = detail::training_file(a.data);
   const text::Tokenizer tok = detail::training_tokenizer(a.data, a.vocab, a.merges);
   FIBER_CHECK(std::int64_t(tok.vocab_size()) <= C.text.vocab_size, "fiber train: the tokenizer has ", tok.vocab_size(),

@@ -60,13 +60,7 @@ inline void write_named(const std::filesystem::path& path, const std::vector<std
 
 template <models::FiberFineConfig C>
 int train_fine(const TrainFineArgs& a, const char* config_name) {
-  const std::filesystem::path run_dir = a.resume.empty() ? std::filesystem::path(a.out) : std::filesystem::path(a.resume);
-  FIBER_CHECK(a.resume.empty() || a.out.empty() || std::filesystem::path(a.out) == std::filesystem::path(a.resume),
-              "fiber train: --out and --resume name different runs (", excerpt(a.out, 100), ", ", excerpt(a.resume, 100),
-              "); --resume RUN continues RUN");
-  FIBER_CHECK(!a.resume.empty() || train::list_checkpoints(run_dir).empty(), "fiber train: --out ",
-              excerpt(a.out, 200), " already holds checkpoints of an earlier run; continue it with --resume ",
-              excerpt(a.out, 200), " or choose another directory");
+  const std::filesystem::path run_dir = detail::run_directory(a.out, a.resume);
   FIBER_CHECK(!a.init.empty() || !a.resume.empty(),
               "fiber train fine: give --init W (what `fiber init fine` writes, or fine-grained weights to fine-tune)");
   const std::filesystem::path train_file = detail::training_file(a.data);

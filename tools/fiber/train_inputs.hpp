@@ -1,14 +1,29 @@
 #pragma once
-// What `fiber train coarse` and `fiber train fine` both read: the training file of --data and
-// the tokenizer (--vocab/--merges, or the files beside the data).
+// What `fiber train coarse` and `fiber train fine` both read: the run directory of --out or
+// --resume, the training file of --data and the tokenizer (--vocab/--merges, or the files beside
+// the data).
 #include <filesystem>
 #include <string>
 
 #include "fiber/core/error.hpp"
 #include "fiber/core/printable.hpp"
 #include "fiber/text/tokenizer.hpp"
+#include "fiber/train/checkpoint_file.hpp"
 
 namespace fiber::cli::detail {
+
+// The run directory: --resume RUN continues RUN; a fresh run (--out) must not go where another
+// run's checkpoints are (they would mix, and a later --resume would pick the other run's newest).
+inline std::filesystem::path run_directory(const std::string& out, const std::string& resume) {
+  FIBER_CHECK(resume.empty() || out.empty() || std::filesystem::path(out) == std::filesystem::path(resume),
+              "fiber train: --out and --resume name different runs (", excerpt(out, 100), ", ", excerpt(resume, 100),
+              "); --resume RUN continues RUN");
+  const std::filesystem::path run_dir = resume.empty() ? std::filesystem::path(out) : std::filesystem::path(resume);
+  FIBER_CHECK(!resume.empty() || train::list_checkpoints(run_dir).empty(), "fiber train: --out ", excerpt(out, 200),
+              " already holds checkpoints of an earlier run; continue it with --resume ", excerpt(out, 200),
+              " or choose another directory");
+  return run_dir;
+}
 
 // The training file of --data: a file as given, or DIR/train.json, else DIR/train.jsonl.
 inline std::filesystem::path training_file(const std::filesystem::path& data) {

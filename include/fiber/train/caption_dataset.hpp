@@ -85,6 +85,18 @@ inline nlohmann::json parse_caption_json(std::string_view text, const std::strin
   }
 }
 
+// A COCO file's top level, read within the limits: an object with an "images" array (errors name
+// `file`, the path as it is shown).
+inline nlohmann::json read_coco_root(const std::filesystem::path& json_path, const CaptionLimits& limits,
+                                     const std::string& file) {
+  const std::string text = read_caption_file(json_path, limits);
+  nlohmann::json root = parse_caption_json(text, file, limits.max_depth);
+  FIBER_CHECK(root.is_object(), file, ": the top level is ", root.type_name(), ", expected a COCO object");
+  const auto images_it = root.find("images");
+  FIBER_CHECK(images_it != root.end() && images_it->is_array(), file, ": expected an \"images\" array");
+  return root;
+}
+
 inline const char* json_type_name(const nlohmann::json& v) { return v.type_name(); }
 
 // The string field `key` of object `v`; `where` names the entry.
@@ -130,12 +142,8 @@ inline CaptionDataset group_captions(std::vector<std::pair<std::filesystem::path
 inline CaptionDataset load_coco_captions(const std::filesystem::path& json_path, const CaptionLimits& limits = {},
                                          const std::filesystem::path& image_root = {}) {
   const std::string file = excerpt(json_path.string(), 200);
-  const std::string text = detail::read_caption_file(json_path, limits);
-  const nlohmann::json root = detail::parse_caption_json(text, file, limits.max_depth);
-  FIBER_CHECK(root.is_object(), file, ": the top level is ", root.type_name(), ", expected a COCO object");
-  const auto images_it = root.find("images");
-  FIBER_CHECK(images_it != root.end() && images_it->is_array(), file, ": expected an \"images\" array");
-  const nlohmann::json& images = *images_it;
+  const nlohmann::json root = detail::read_coco_root(json_path, limits, file);
+  const nlohmann::json& images = root.at("images");
 
   const std::filesystem::path dir = json_path.parent_path();
   std::filesystem::path base = image_root.empty() ? dir : image_root;

@@ -95,11 +95,8 @@ inline std::vector<text::CharSpan> json_spans(const nlohmann::json& a, const std
 inline GroundingDataset load_grounding_dataset(const std::filesystem::path& json_path, const CaptionLimits& limits = {},
                                                const std::filesystem::path& image_root = {}) {
   const std::string file = excerpt(json_path.string(), 200);
-  const std::string text = detail::read_caption_file(json_path, limits);
-  const nlohmann::json root = detail::parse_caption_json(text, file, limits.max_depth);
-  FIBER_CHECK(root.is_object(), file, ": the top level is ", root.type_name(), ", expected a COCO object");
+  const nlohmann::json root = detail::read_coco_root(json_path, limits, file);
   const auto images_it = root.find("images");
-  FIBER_CHECK(images_it != root.end() && images_it->is_array(), file, ": expected an \"images\" array");
   FIBER_CHECK(images_it->size() <= limits.max_samples, file, ": more than ", limits.max_samples, " images");
   const std::filesystem::path dir = json_path.parent_path();
   std::filesystem::path base = image_root.empty() ? dir : image_root;
