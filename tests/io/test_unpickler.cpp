@@ -60,7 +60,7 @@ TEST_CASE("containers, marks and memo share objects like Python") {
   p.binget(1).integer(3).op('a').op('0');  // append to the shared list, pop it
   p.stop();
   auto r = run(p.bytes());
-  Node* d = r->value.node;
+  io::pickle::Node* d = r->value.node;
   REQUIRE(d->kind == NodeKind::dict);
   REQUIRE(d->items.size() == 4);
   CHECK(d->items[1].node == d->items[3].node);
@@ -87,7 +87,7 @@ TEST_CASE("torch globals: tensors, parameters, Size, OrderedDict; others opaque"
   p.tensor("HalfStorage", "3", 12, 2, {2, 3}, {1, 2});
   p.boolean(true).global("collections", "OrderedDict").empty_tuple().reduce().op(0x87).reduce().stop();
   auto r = run(p.bytes());
-  Node* t = r->value.node;
+  io::pickle::Node* t = r->value.node;
   REQUIRE(t->kind == NodeKind::tensor);
   CHECK(t->dtype == DType::f16);
   CHECK(t->storage->text == "3");
