@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/example_options.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -40,23 +42,8 @@ struct Options {
   bool json = false, normalise_queue = false;
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "train_coarse: %s\n", message.c_str());
-  std::exit(2);
-}
-
-long long integer_option(const char* name, const char* value, long long lo, long long hi) {
-  if (!value) usage_error(std::string(name) + " needs a value");
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(value, &end, 10);
-  if (errno || end == value || *end || v < lo || v > hi)
-    usage_error(std::string(name) + " needs an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" +
-                value + "'");
-  return v;
-}
-
 Options parse(int argc, char** argv) {
+  const fiber_examples::OptionReader read("train_coarse");
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -65,37 +52,21 @@ Options parse(int argc, char** argv) {
       (a == "--json" ? o.json : o.normalise_queue) = true;
       continue;
     }
-    if (a == "--steps") o.steps = integer_option("--steps", v, 1, 10'000'000);
-    else if (a == "--batch") o.batch = integer_option("--batch", v, 2, 4096);
-    else if (a == "--seed") o.seed = integer_option("--seed", v, 0, (1LL << 53));
-    else if (a == "--train") o.train = integer_option("--train", v, 2, 10'000'000);
-    else if (a == "--val") o.val = integer_option("--val", v, 10, 100'000);
-    else if (a == "--queue") o.queue = integer_option("--queue", v, 0, 1 << 20);
-    else if (a == "--threads") o.threads = integer_option("--threads", v, 1, 1024);
-    else if (a == "--lr-mult") {
-      if (!v) usage_error("--lr-mult needs a value");
-      char* end = nullptr;
-      o.lr_mult = std::strtod(v, &end);
-      if (end == v || *end || !(o.lr_mult > 0 && o.lr_mult <= 100)) usage_error(std::string("--lr-mult needs a number in (0, 100], got '") + v + "'");
-    } else if (a == "--clip") {
-      if (!v) usage_error("--clip needs a value");
-      char* end = nullptr;
-      o.clip = std::strtod(v, &end);
-      if (end == v || *end || !(o.clip >= 0 && o.clip <= 1e6)) usage_error(std::string("--clip needs a number in [0, 1e6], got '") + v + "'");
-    } else if (a == "--lr") {
-      if (!v) usage_error("--lr needs a value");
-      char* end = nullptr;
-      o.lr = std::strtod(v, &end);
-      if (end == v || *end || !(o.lr > 0 && o.lr < 1)) usage_error(std::string("--lr needs a number in (0, 1), got '") + v + "'");
-    } else if (a == "--out") {
-      if (!v || !*v) usage_error("--out needs a directory");
-      o.out = v;
-    } else {
-      usage_error("unknown option " + a);
-    }
+    if (a == "--steps") o.steps = read.integer("--steps", v, 1, 10'000'000);
+    else if (a == "--batch") o.batch = read.integer("--batch", v, 2, 4096);
+    else if (a == "--seed") o.seed = read.integer("--seed", v, 0, (1LL << 53));
+    else if (a == "--train") o.train = read.integer("--train", v, 2, 10'000'000);
+    else if (a == "--val") o.val = read.integer("--val", v, 10, 100'000);
+    else if (a == "--queue") o.queue = read.integer("--queue", v, 0, 1 << 20);
+    else if (a == "--threads") o.threads = read.integer("--threads", v, 1, 1024);
+    else if (a == "--lr-mult") o.lr_mult = read.number("--lr-mult", v, 0, 100, false, true);
+    else if (a == "--clip") o.clip = read.number("--clip", v, 0, 1e6, true, true);
+    else if (a == "--lr") o.lr = read.number("--lr", v, 0, 1);
+    else if (a == "--out") o.out = read.path("--out", v);
+    else read.fail("unknown option " + a);
     ++i;
   }
-  if (o.batch > o.train) usage_error("--batch " + std::to_string(o.batch) + " is larger than --train " + std::to_string(o.train));
+  if (o.batch > o.train) read.fail("--batch " + std::to_string(o.batch) + " is larger than --train " + std::to_string(o.train));
   return o;
 }
 
