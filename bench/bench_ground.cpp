@@ -1,6 +1,7 @@
-// FIBER-B fine-grained grounding on the CPU, ours only for now (the PyTorch side of issue 15's
-// benchmark, the official model with torchvision's deform_conv2d, is not written yet): frames per
-// second of Grounder::ground at two frame sizes, and where the time of one frame goes.
+// FIBER-B fine-grained grounding on the CPU: frames per second of Grounder::ground at two frame
+// sizes, where the time of one frame goes, and how many tensor allocations a repeated frame takes
+// from the system (the Grounder's pool should serve them all). The official model under PyTorch
+// is bench_ground_torch.py, run on the same threads.
 //
 //   frame 640 x 480   -> resized to 1066 x 800, padded to 1088 x 800
 //   frame 1333 x 800  -> unchanged, padded to 1344 x 800
@@ -66,6 +67,10 @@ int main(int argc, char** argv) {
   for (auto [w, h] : {std::pair{640, 480}, std::pair{1333, 800}}) {
     const io::Image im = frame(w, h);
     const double whole = bench::median_seconds([&] { g.ground(im); }, repeats, 1);
+    const std::int64_t tensors0 = allocation_stats().allocations, system0 = allocation_stats().system_allocations;
+    g.ground(im);
+    const std::int64_t tensors = allocation_stats().allocations - tensors0,
+                       system = allocation_stats().system_allocations - system0;
     // One frame in pieces (the same calls as ground()).
     NoGrad guard;
     t0 = std::chrono::steady_clock::now();
@@ -95,6 +100,8 @@ int main(int argc, char** argv) {
     std::printf("  preprocess %.3f s, backbone %.3f s, FPN %.3f s, DyHead + grounding %.3f s, post-processing %.3f s"
                 " (%lld detections)\n",
                 pre, backbone, fpn, dyhead, post, (long long)det.size());
+    std::printf("  a repeated frame: %lld tensor allocations, %lld of them from the system (the pool holds %.0f MiB)\n",
+                (long long)tensors, (long long)system, double(g.buffer_stats().cached_bytes + g.buffer_stats().live_bytes) / (1 << 20));
   }
   return 0;
 }
