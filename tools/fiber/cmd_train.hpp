@@ -100,14 +100,7 @@ int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
   t.run_dir = run_dir;
   t.seed = a.seed;
   train::Trainer trainer(task, t);
-  std::int64_t start = 0;
-  if (!a.resume.empty()) {
-    const train::ResumeReport r = trainer.resume();
-    start = r.step;
-    FIBER_CHECK(r.resumed, "fiber train: --resume ", excerpt(a.resume, 200), " holds no readable checkpoint");
-    std::printf("resumed %s at step %lld of %lld\n", excerpt(r.file.string(), 200).c_str(), static_cast<long long>(r.step),
-                static_cast<long long>(a.steps));
-  }
+  const std::int64_t start = detail::resume_if_asked(trainer, a.resume, a.steps);
   std::printf("FIBER coarse %s: %zu training captions, %lld steps of batch %lld x %lld, lr %g, queue %lld%s\n", config_name,
               train_set.size(), static_cast<long long>(a.steps), static_cast<long long>(a.batch),
               static_cast<long long>(a.accumulate), a.lr, static_cast<long long>(a.queue),

@@ -98,14 +98,7 @@ int train_fine(const TrainFineArgs& a, const char* config_name) {
   t.seed = a.seed;
   t.fine = recipe;
   train::Trainer trainer(task, t);
-  std::int64_t start = 0;
-  if (!a.resume.empty()) {
-    const train::ResumeReport r = trainer.resume();
-    start = r.step;
-    FIBER_CHECK(r.resumed, "fiber train: --resume ", excerpt(a.resume, 200), " holds no readable checkpoint");
-    std::printf("resumed %s at step %lld of %lld\n", excerpt(r.file.string(), 200).c_str(), static_cast<long long>(r.step),
-                static_cast<long long>(a.steps));
-  }
+  const std::int64_t start = detail::resume_if_asked(trainer, a.resume, a.steps);
   std::printf("FIBER fine %s: %zu training images, %lld steps of batch %lld, lr %g (language %g), warmup %lld\n",
               config_name, data.size(), static_cast<long long>(a.steps), static_cast<long long>(a.batch), a.lr, a.lang_lr,
               static_cast<long long>(recipe.warmup_iters));

@@ -2,6 +2,8 @@
 // What `fiber train coarse` and `fiber train fine` both read: the run directory of --out or
 // --resume, the training file of --data and the tokenizer (--vocab/--merges, or the files beside
 // the data).
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -23,6 +25,18 @@ inline std::filesystem::path run_directory(const std::string& out, const std::st
               " already holds checkpoints of an earlier run; continue it with --resume ", excerpt(out, 200),
               " or choose another directory");
   return run_dir;
+}
+
+// With --resume RUN: the trainer continues from RUN's newest readable checkpoint (said on stdout) and
+// the step it resumes at is returned; a fresh run starts at 0.
+template <class Trainer>
+std::int64_t resume_if_asked(Trainer& trainer, const std::string& resume, std::int64_t steps) {
+  if (resume.empty()) return 0;
+  const auto r = trainer.resume();
+  FIBER_CHECK(r.resumed, "fiber train: --resume ", excerpt(resume, 200), " holds no readable checkpoint");
+  std::printf("resumed %s at step %lld of %lld\n", excerpt(r.file.string(), 200).c_str(), static_cast<long long>(r.step),
+              static_cast<long long>(steps));
+  return r.step;
 }
 
 // The training file of --data: a file as given, or DIR/train.json, else DIR/train.jsonl.
