@@ -117,14 +117,33 @@ TEST_CASE("grounder: from the second frame of a size on, a frame takes no tensor
     CHECK(second.detections[k].score == first.detections[k].score);
     CHECK(second.detections[k].label == first.detections[k].label);
   }
-  // Another size, then the first again: the buffers serve both, the results are unchanged.
+  // Another size: the old size's buffers are freed first, so the grounder then holds what a fresh
+  // one holds after one frame of the new size.
   const Grounding other = g.ground(gradient_frame(90, 150));
   CHECK(other.image_width == 90);
+  TinyGrounder fresh(tiny_model(), test_tokenizer(), opt);
+  fresh.set_prompt("a cat on a mat", {"cat", "mat"});
+  (void)fresh.ground(gradient_frame(90, 150));
+  CHECK(g.buffer_stats().cached_bytes == fresh.buffer_stats().cached_bytes);
+  // The first size again: the results are unchanged.
   const Grounding again = g.ground(gradient_frame(150, 90));
   REQUIRE(again.detections.size() == first.detections.size());
   for (std::size_t k = 0; k < first.detections.size(); ++k) CHECK(again.detections[k].score == first.detections[k].score);
   g.release_buffers();
   CHECK(g.buffer_stats().cached_bytes == 0);
+
+  // keep_buffers_of_every_size: frames alternating between two sizes take nothing from the system
+  // once each size has been seen.
+  opt.keep_buffers_of_every_size = true;
+  TinyGrounder both(tiny_model(), test_tokenizer(), opt);
+  both.set_prompt("a cat on a mat", {"cat", "mat"});
+  (void)both.ground(gradient_frame(150, 90));
+  (void)both.ground(gradient_frame(90, 150));
+  const auto seen_both = both.buffer_stats();
+  (void)both.ground(gradient_frame(150, 90));
+  (void)both.ground(gradient_frame(90, 150));
+  CHECK(both.buffer_stats().misses == seen_both.misses);
+  CHECK(both.buffer_stats().cached_bytes == seen_both.cached_bytes);
 }
 
 TEST_CASE("grounder: errors name the problem") {

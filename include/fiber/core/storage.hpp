@@ -16,8 +16,6 @@
 
 namespace fiber {
 
-inline constexpr std::size_t kStorageAlignment = 64;
-
 // Counts of tensor-memory allocations, process wide. Tests use them to prove that a fused
 // expression allocates only its result.
 struct AllocationStats {

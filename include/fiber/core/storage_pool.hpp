@@ -31,10 +31,13 @@
 
 namespace fiber {
 
+// The alignment of every tensor block (pooled or not): a cache line, and a whole AVX-512 register.
+inline constexpr std::size_t kStorageAlignment = 64;
+
 namespace detail {
 
-// Memory from the system, 64-byte aligned; nullptr when there is none.
-inline void* system_block(std::size_t rounded_bytes) { return std::aligned_alloc(64, rounded_bytes); }
+// Memory from the system, kStorageAlignment-aligned; nullptr when there is none.
+inline void* system_block(std::size_t rounded_bytes) { return std::aligned_alloc(kStorageAlignment, rounded_bytes); }
 
 // The pool's shared state: the deleters of handed-out blocks keep it alive, so a block may die
 // after the StoragePool object.
@@ -67,10 +70,11 @@ struct PoolState {
 
 }  // namespace detail
 
-// The size class of a request of `bytes` bytes (at least 64).
+// The size class of a request of `bytes` bytes (at least kStorageAlignment, and a multiple of it,
+// as std::aligned_alloc requires).
 inline std::size_t pool_size_class(std::size_t bytes) {
   bytes = std::max<std::size_t>(bytes, 1);
-  if (bytes <= 4096) return (bytes + 63) / 64 * 64;
+  if (bytes <= 4096) return (bytes + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment;
   const std::size_t step = std::bit_floor(bytes) / 8;  // eight classes per power of two
   FIBER_CHECK(bytes <= SIZE_MAX - step, "StoragePool: a request of ", bytes, " bytes overflows");
   return (bytes + step - 1) / step * step;

@@ -18,6 +18,7 @@
 // recycled between frames (core/storage_pool.hpp) and the shift masks are built once per frame
 // size: from the second frame of a size on, a frame takes no tensor memory from the system.
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -45,6 +46,10 @@ struct GroundOptions {
   int min_size = 800;   // the resized frame's shorter side (INPUT.MIN_SIZE_TEST)
   int max_size = 1333;  // its longer side at most (INPUT.MAX_SIZE_TEST)
   detection::PostprocessOptions postprocess{};  // threshold 0.05, pre-NMS 1000, NMS 0.6, top 100
+  // A frame whose padded size differs from the previous frame's first frees the buffers kept for
+  // the old size (a camera that changes resolution does not keep both); true keeps the buffers of
+  // every size seen (frames that alternate between sizes).
+  bool keep_buffers_of_every_size = false;
 };
 
 struct GroundedBox {
@@ -118,6 +123,10 @@ class Grounder {
     FIBER_CHECK(text_.tokens.defined(), "ground: no prompt (call set_prompt first)");
     PoolScope reuse(*pool_);  // this frame's tensors: the blocks the previous frame freed
     const io::FineGrainedInput in = io::preprocess_fine_grained(frame, options_.min_size, options_.max_size, C.size_divisibility);
+    // The padded size as one word: height above, width below.
+    const std::uint64_t size = std::uint64_t(std::uint32_t(in.image.height)) << 32 | std::uint32_t(in.image.width);
+    const std::uint64_t previous = last_frame_size_->exchange(size);
+    if (previous != size && previous != 0 && !options_.keep_buffers_of_every_size) pool_->trim();
     const Tensor<float> pixels = io::to_tensor(in.image);
     NoGrad guard;
     const models::FineOutputs<float> out =
@@ -155,6 +164,7 @@ class Grounder {
   detection::PhraseTokens phrase_tokens_;
   models::FineTextPrefix<float> text_;
   std::shared_ptr<StoragePool> pool_ = std::make_shared<StoragePool>();
+  std::shared_ptr<std::atomic<std::uint64_t>> last_frame_size_ = std::make_shared<std::atomic<std::uint64_t>>(0);
 };
 
 }  // namespace fiber

@@ -36,6 +36,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "fiber/core/error.hpp"
@@ -122,14 +123,9 @@ class Trainer {
                               : make_param_groups(named_, {options_.learning_rate, options_.weight_decay,
                                                            options_.lr_mult_head, options_.lr_mult_cross_modal})),
         optimizer_(groups_, options_.fine ? options_.fine->adamw() : options_.adamw),
-        generator_(options_.seed), bar_(options_.total_steps, options_.progress) {
-    if (options_.fine) {
-      fine_schedule_ = WarmupMultiStepSchedule::from(*options_.fine);
-      if (options_.fine->weight_decay_schedule)
-        weight_decay_drops_.emplace(fine_schedule_.milestones, options_.fine->weight_decay_schedule_ratio, 0);
-    } else {
-      schedule_ = linear_warmup_decay(options_.total_steps, options_.warmup_fraction, options_.learning_rate);
-    }
+        schedule_(make_schedule(options_)), generator_(options_.seed), bar_(options_.total_steps, options_.progress) {
+    if (options_.fine && options_.fine->weight_decay_schedule)
+      weight_decay_drops_.emplace(step_milestones(), options_.fine->weight_decay_schedule_ratio, 0);
     FIBER_CHECK(options_.accumulate >= 1, "Trainer: accumulate ", options_.accumulate, " must be at least 1");
     FIBER_CHECK(options_.clip_norm >= 0, "Trainer: clip_norm ", options_.clip_norm, " is negative");
     FIBER_CHECK(options_.log_every >= 0 && options_.eval_every >= 0 && options_.save_every >= 0 &&
@@ -152,7 +148,9 @@ class Trainer {
   Generator& generator() { return generator_; }
   const ParamGroups& param_groups() const { return groups_; }
   // The factor of every group's initial lr for the update after `step` updates.
-  double lr_factor(std::int64_t step) const { return options_.fine ? fine_schedule_.factor(step) : schedule_.factor(step); }
+  double lr_factor(std::int64_t step) const {
+    return std::visit([step](const auto& schedule) { return schedule.factor(step); }, schedule_);
+  }
   std::filesystem::path metrics_path() const { return options_.run_dir / "metrics.jsonl"; }
 
   // Loads the newest readable checkpoint of options().run_dir (nothing when there is none).
@@ -329,7 +327,7 @@ class Trainer {
     generator_.advance(c.generator_offset);
     step_ = c.step;
     if (weight_decay_drops_) {  // the drops made before step_, as the official optimizer state holds them
-      weight_decay_drops_.emplace(fine_schedule_.milestones, options_.fine->weight_decay_schedule_ratio, step_);
+      weight_decay_drops_.emplace(step_milestones(), options_.fine->weight_decay_schedule_ratio, step_);
       optimizer_.reset_weight_decay();
       for (std::size_t i = 0; i < weight_decay_drops_->drops_done(); ++i) optimizer_.scale_weight_decay(options_.fine->gamma);
     }
@@ -344,14 +342,23 @@ class Trainer {
     return o;
   }
 
+  // The coarse recipe's linear warmup and decay, or the fine recipe's warmup and step decay.
+  using Schedule = std::variant<PolynomialDecaySchedule, WarmupMultiStepSchedule>;
+  static Schedule make_schedule(const TrainerOptions& o) {
+    if (o.fine) return WarmupMultiStepSchedule::from(*o.fine);
+    return linear_warmup_decay(o.total_steps, o.warmup_fraction, o.learning_rate);
+  }
+  const std::vector<std::int64_t>& step_milestones() const {
+    return std::get<WarmupMultiStepSchedule>(schedule_).milestones;
+  }
+
   T& task_;
   TrainerOptions options_;
   std::vector<std::pair<std::string, Var<float>*>> named_;
   std::vector<Var<float>*> all_;
   ParamGroups groups_;
   AdamW optimizer_;
-  PolynomialDecaySchedule schedule_;              // the coarse recipe
-  WarmupMultiStepSchedule fine_schedule_;         // the fine recipe
+  Schedule schedule_;
   std::optional<WeightDecaySchedule> weight_decay_drops_;
   Generator generator_;
   ProgressBar bar_;
