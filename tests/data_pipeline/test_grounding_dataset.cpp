@@ -24,9 +24,11 @@ TEST_CASE("grounding data: the shapes world's boxes and phrase spans") {
   for (const train::GroundingImage& im : d.images) {
     CAPTURE(im.prompt);
     CHECK(std::filesystem::exists(im.file));
+    CHECK(!im.detection);  // a caption: its prompt stays as written
     REQUIRE(im.boxes.size() == 2);  // two shapes per scene by default
     for (const train::GroundingBox& b : im.boxes) {
       REQUIRE(b.spans.size() == 1);
+      CHECK(b.category == -1);
       const std::string phrase = span_text(im.prompt, b.spans[0]);
       CHECK((phrase.starts_with("a ") || phrase.starts_with("the ")));
       CHECK(b.xywh[2] > 0);
@@ -54,6 +56,12 @@ TEST_CASE("grounding data: COCO detection JSON gets its categories' prompt; crow
   CHECK(d.images[0].boxes[0].xywh == std::array<double, 4>{1, 2, 10, 20});
   CHECK(span_text(d.images[0].prompt, d.images[0].boxes[1].spans[0]) == "cat");
   CHECK(d.images[1].boxes.empty());  // its only box is a crowd: a negative image
+  // What the training task needs to list the categories in another order: the names as in the
+  // file, each box's index among them.
+  CHECK(d.categories == std::vector<std::string>{"cat", "traffic_light", "dog"});
+  CHECK(d.images[0].detection);
+  CHECK(d.images[0].boxes[0].category == 1);
+  CHECK(d.images[0].boxes[1].category == 0);
 }
 
 TEST_CASE("grounding data: errors name the file and the entry") {

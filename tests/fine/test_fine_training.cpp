@@ -5,8 +5,10 @@
 // against the official code in test_head_loss_parity.cpp and tests/detection.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -113,6 +115,77 @@ TEST_CASE("fine training: boxes and positive maps of a batch follow the official
   }
   CHECK(seen[0]);
   CHECK(seen[1]);
+}
+
+TEST_CASE("fine training: a detection image lists its categories in a new order each time, its boxes follow their names") {
+  // COCO instances without captions: the official COCO fine-tuning shuffles the category list of
+  // every image it reads (convert_od_to_grounding_simple, DISABLE_SHUFFLE false).
+  const fs::path dir = test::fresh_dir("fine_categories");
+  fs::copy_file(world().dir / "images/train_000000.png", dir / "a.png");
+  test::write_text(dir / "instances.json", R"({"images": [{"id": 1, "file_name": "a.png"}],
+    "annotations": [{"image_id": 1, "bbox": [2, 2, 20, 20], "category_id": 5},
+                    {"image_id": 1, "bbox": [30, 30, 20, 20], "category_id": 9}],
+    "categories": [{"id": 2, "name": "circle"}, {"id": 5, "name": "square"}, {"id": 9, "name": "triangle"}]})");
+  const train::GroundingDataset data = train::load_grounding_dataset(dir / "instances.json");
+  REQUIRE(data.categories == std::vector<std::string>{"circle", "square", "triangle"});
+  REQUIRE(data.images[0].detection);
+  CHECK(data.images[0].boxes[0].category == 1);
+  CHECK(data.images[0].boxes[1].category == 2);
+  auto model = demo_model(1);
+  train::FineGroundingOptions o;
+  o.batch_size = 1;
+  o.min_sizes = {64};
+  // A name's token, first in the prompt or after ". " (one token each in the shapes vocabulary).
+  const text::Tokenizer& tok = world().tokenizer;
+  const auto word_ids = [&](const std::string& w) {
+    const auto first = tok.encode(w).ids, later = tok.encode("x " + w).ids;
+    REQUIRE(first.size() == 3);  // <s> w </s>
+    REQUIRE(later.size() == 4);  // <s> x Ġw </s>
+    return std::vector<std::int64_t>{first[1], later[2]};
+  };
+  const std::vector<std::int64_t> names[3] = {word_ids("circle"), word_ids("square"), word_ids("triangle")};
+  const auto category_at = [&](std::int64_t id) {
+    for (int c = 0; c < 3; ++c)
+      if (id == names[c][0] || id == names[c][1]) return c;
+    return -1;
+  };
+  const auto check_batch = [&](const train::GroundingBatch& b) {
+    // <s> n1 . n2 . n3 </s>: the names at columns 1, 3, 5, each category once.
+    std::vector<int> order;
+    for (std::int64_t t : {1, 3, 5}) order.push_back(category_at(b.ids.at({0, t})));
+    std::vector<int> sorted = order;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(sorted == std::vector<int>{0, 1, 2});
+    CHECK(b.valid.at({0, 6}) == 1);
+    CHECK(b.valid.at({0, 7}) == 0);
+    // Box k (square, then triangle) is 1 exactly on its category's column.
+    REQUIRE(b.positive_maps[0].shape() == Shape{2, 32});
+    for (std::int64_t k = 0; k < 2; ++k)
+      for (std::int64_t t = 0; t < 32; ++t) {
+        const bool name = (t == 1 || t == 3 || t == 5) && order[std::size_t(t / 2)] == int(k) + 1;
+        CHECK(b.positive_maps[0].at({k, t}) == (name ? 1.0f : 0.0f));
+      }
+    return order;
+  };
+  {
+    DemoTask task(*model, data, tok, o);
+    Generator gen(4);
+    std::set<std::vector<int>> orders;
+    bool first_seen[3] = {false, false, false};
+    for (int round = 0; round < 30; ++round) {
+      const std::vector<int> order = check_batch(task.next_batch(gen));
+      orders.insert(order);
+      first_seen[order[0]] = true;
+    }
+    CHECK(orders.size() >= 4);  // of the 6 orders
+    CHECK((first_seen[0] && first_seen[1] && first_seen[2]));
+  }
+  {
+    o.shuffle_categories = false;  // the file's order every time
+    DemoTask task(*model, data, tok, o);
+    Generator gen(4);
+    for (int round = 0; round < 5; ++round) CHECK(check_batch(task.next_batch(gen)) == std::vector<int>{0, 1, 2});
+  }
 }
 
 TEST_CASE("fine training: a prompt past max_query_len is an error naming the image") {

@@ -26,9 +26,15 @@
 // and "right" in their captions, which teaches a data set of spatial relations (the shapes world)
 // the opposite of what it says. Set flip_probability = 0.5 for the official behaviour.
 //
+// Detection images (COCO instances, no caption): each time one is read, its prompt lists every
+// category in a new random order, as the official COCO fine-tuning does (DATASETS.DISABLE_SHUFFLE
+// false; the official draws from Python's random, we from the generator), and each box grounds its
+// category's name where it now stands. shuffle_categories = false keeps the file's order. A
+// category list whose prompt overflows max_query_len in some order is an error when it is drawn.
+//
 // Randomness: the epoch order (epoch_order with the shuffle seed), and per image the min-size
-// choice and the flip from the Trainer's generator; the position in the data and the EMA are saved
-// in checkpoints, so a resumed run continues exactly.
+// choice, the flip and the category order from the Trainer's generator; the position in the data
+// and the EMA are saved in checkpoints, so a resumed run continues exactly.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -44,6 +50,7 @@
 #include "fiber/io/image_decode.hpp"
 #include "fiber/io/image_tensor.hpp"
 #include "fiber/io/preprocess.hpp"
+#include "fiber/io/resize.hpp"
 #include "fiber/models/fiber_fine.hpp"
 #include "fiber/models/fine_head_io.hpp"
 #include "fiber/nn/module.hpp"
@@ -62,6 +69,7 @@ struct FineGroundingOptions {
   double flip_probability = 0.0;    // AUGMENT.FLIP_PROB_TRAIN (official 0.5; see above)
   double ema_decay = 0.999;         // SOLVER.MODEL_EMA; 0: no EMA
   std::uint64_t shuffle_seed = 0;   // the epoch orders
+  bool shuffle_categories = true;   // detection images: a new category order per read (see above)
   detection::GroundingLossOptions loss{};
   detection::AtssOptions atss{};
 };
@@ -101,7 +109,7 @@ class FineGroundingTask {
 
   FineGroundingTask(Model& model, const GroundingDataset& data, const text::Tokenizer& tokenizer,
                     FineGroundingOptions options = {})
-      : model_(model), data_(data), options_(std::move(options)) {
+      : model_(model), data_(data), tokenizer_(tokenizer), options_(std::move(options)) {
     FIBER_CHECK(options_.batch_size >= 1, "FineGroundingTask: batch_size ", options_.batch_size, " must be at least 1");
     FIBER_CHECK(!options_.min_sizes.empty(), "FineGroundingTask: min_sizes is empty");
     for (int s : options_.min_sizes)
@@ -111,7 +119,7 @@ class FineGroundingTask {
     FIBER_CHECK(options_.flip_probability >= 0 && options_.flip_probability <= 1, "FineGroundingTask: flip_probability ",
                 options_.flip_probability, " is not in [0, 1]");
     FIBER_CHECK(data_.size() > 0, "FineGroundingTask: the data set is empty");
-    for (const GroundingImage& im : data_.images) prepared_.push_back(prepare(im, tokenizer));
+    for (const GroundingImage& im : data_.images) prepared_.push_back(prepare(im));
     if (options_.ema_decay > 0) ema_ = ModelEma<float>(model_, options_.ema_decay);
     order_ = epoch_order(data_.size(), options_.shuffle_seed, epoch_);
   }
@@ -128,13 +136,19 @@ class FineGroundingTask {
     for (std::size_t b = 0; b < B; ++b) {
       const std::size_t index = next_index();
       batch.indices.push_back(index);
-      const PreparedGroundingImage& p = prepared_[index];
       const std::array<std::uint32_t, 4> draw = gen.block(0);
       gen.advance(1);
+      PreparedGroundingImage shuffled;
+      if (options_.shuffle_categories && data_.images[index].detection) {
+        const std::array<std::uint32_t, 4> order = gen.block(0);
+        gen.advance(1);
+        shuffled = prepare(with_category_order(data_.images[index], (std::uint64_t(order[0]) << 32) | order[1]));
+      }
+      const PreparedGroundingImage& p = shuffled.ids.empty() ? prepared_[index] : shuffled;
       const int min_size = options_.min_sizes[std::size_t(draw[0] % std::uint32_t(options_.min_sizes.size()))];
       const bool flip = fiber::detail::unit_double(draw[1], draw[2]) < options_.flip_probability;
       io::Image image = io::read_image(data_.images[index].file);
-      if (flip) mirror(image);
+      if (flip) image = io::flip_horizontal(image);
       inputs.push_back(io::preprocess_fine_grained(image, min_size, options_.max_size, 1));
       const io::FineGrainedInput& in = inputs.back();
       const double rx = double(in.resized_width) / double(in.original_width);
@@ -247,17 +261,39 @@ class FineGroundingTask {
   const std::vector<PreparedGroundingImage>& prepared() const { return prepared_; }
 
  private:
-  PreparedGroundingImage prepare(const GroundingImage& im, const text::Tokenizer& tokenizer) const {
+  // A detection image with its categories listed in the order drawn from `seed`: the prompt and
+  // each box's span rebuilt (convert_od_to_grounding_simple).
+  GroundingImage with_category_order(const GroundingImage& im, std::uint64_t seed) const {
+    const std::vector<std::size_t> order = epoch_order(data_.categories.size(), seed, 0);
+    std::vector<std::string> names;
+    std::vector<std::size_t> position(order.size());
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      names.push_back(data_.categories[order[i]]);
+      position[order[i]] = i;
+    }
+    const detection::Prompt prompt = detection::detection_prompt(names);
+    GroundingImage out = im;
+    out.prompt = prompt.text;
+    for (GroundingBox& box : out.boxes) {
+      FIBER_CHECK(box.category >= 0 && std::size_t(box.category) < position.size(), "grounding data: ",
+                  excerpt(im.file.string(), 200), ": a box's category ", box.category, " is not in the data set's ",
+                  position.size(), " categories");
+      box.spans = prompt.phrases[position[std::size_t(box.category)]].spans;
+    }
+    return out;
+  }
+
+  PreparedGroundingImage prepare(const GroundingImage& im) const {
     const std::string where = "grounding data: " + excerpt(im.file.string(), 200);
     PreparedGroundingImage p;
-    const text::Encoding full = tokenizer.encode(im.prompt);
+    const text::Encoding full = tokenizer_.encode(im.prompt);
     FIBER_CHECK(full.size() <= std::size_t(C.max_query_len), where, ": its prompt is ", full.size(),
                 " tokens, over the model's ", C.max_query_len, " (the official truncates it and loses the boxes past the cut)");
     for (std::size_t t = 0; t < std::size_t(C.max_query_len); ++t) {
       const bool in = t < full.size();
       FIBER_CHECK(!in || full.ids[t] < C.text.vocab_size, where, ": token id ", full.ids[t],
                   " is outside the model's vocabulary of ", C.text.vocab_size, " (the tokenizer does not match the model)");
-      p.ids.push_back(in ? full.ids[t] : tokenizer.pad_id());
+      p.ids.push_back(in ? full.ids[t] : tokenizer_.pad_id());
       p.valid.push_back(in ? 1 : 0);
     }
     // Which boxes survive the clamp depends on the image's size: decided per batch.
@@ -283,14 +319,6 @@ class FineGroundingTask {
     return order_[position_++];
   }
 
-  static void mirror(io::Image& image) {
-    for (int y = 0; y < image.height; ++y)
-      for (int x = 0; x < image.width / 2; ++x)
-        for (int c = 0; c < 3; ++c)
-          std::swap(image.pixels[std::size_t((y * image.width + x) * 3 + c)],
-                    image.pixels[std::size_t((y * image.width + image.width - 1 - x) * 3 + c)]);
-  }
-
   // [B, 3, H, W]: each image top-left, zeros elsewhere (to_image_list).
   static Tensor<float> batch_images(const std::vector<io::FineGrainedInput>& inputs) {
     int H = 0, W = 0;
@@ -308,6 +336,7 @@ class FineGroundingTask {
 
   Model& model_;
   const GroundingDataset& data_;
+  text::Tokenizer tokenizer_;
   FineGroundingOptions options_;
   std::vector<PreparedGroundingImage> prepared_;
   std::optional<ModelEma<float>> ema_;

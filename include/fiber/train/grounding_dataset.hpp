@@ -9,7 +9,10 @@
 //    box's spans are its tokens_positive ([begin, end) in code points, Python's str indices).
 //  detection (COCO instances): images without "caption": the prompt is the detection prompt of
 //    every category, in "categories" order ("cat. dog. traffic light", detection/prompt.hpp) and a
-//    box's span is its category's name in it.
+//    box's span is its category's name in it. The official COCO fine-tuning lists the categories
+//    in a new random order each time it reads an image (convert_od_to_grounding_simple with
+//    DISABLE_SHUFFLE false): the training task does that from `categories` and each box's
+//    `category` (fine_grounding_task.hpp).
 //
 // Crowd boxes (iscrowd 1) are left out, as the official loaders do. An image without boxes stays
 // (a negative). Paths resolve as in caption_dataset.hpp. Every problem is a fiber::Error naming the
@@ -35,16 +38,19 @@ struct GroundingBox {
   std::array<double, 4> xywh{};          // as in the file: left, top, width, height in pixels
   std::vector<text::CharSpan> spans;     // the prompt's characters it grounds
   std::int64_t category_id = 0;          // the file's, when it has one (0 otherwise)
+  std::int64_t category = -1;            // detection images: its index in GroundingDataset::categories
 };
 
 struct GroundingImage {
   std::filesystem::path file;
   std::string prompt;                    // caption, or the detection prompt
   std::vector<GroundingBox> boxes;
+  bool detection = false;                // no caption: the prompt lists every category
 };
 
 struct GroundingDataset {
   std::vector<GroundingImage> images;
+  std::vector<std::string> categories;   // the file's category names, in "categories" order
   std::size_t size() const { return images.size(); }
 };
 
@@ -139,6 +145,7 @@ inline GroundingDataset load_grounding_dataset(const std::filesystem::path& json
       FIBER_CHECK(!names.empty(), where, ": has no \"caption\" and the file has no \"categories\" to build a detection prompt from");
       if (!categories_prompt) categories_prompt = detection::detection_prompt(names);
       g.prompt = categories_prompt->text;
+      g.detection = true;
       captioned.push_back(false);
     }
     d.images.push_back(std::move(g));
@@ -166,11 +173,13 @@ inline GroundingDataset load_grounding_dataset(const std::filesystem::path& json
         const auto c = category_index.find(box.category_id);
         FIBER_CHECK(c != category_index.end(), where, ": category_id ", box.category_id, " is not in \"categories\"");
         box.spans = categories_prompt->phrases[c->second].spans;
+        box.category = std::int64_t(c->second);
       }
       g.boxes.push_back(std::move(box));
     }
   }
   FIBER_CHECK(!d.images.empty(), file, ": no images");
+  d.categories = std::move(names);
   return d;
 }
 
