@@ -73,8 +73,8 @@ struct Worst {
 
 // simd over finite_sweep() against exact, in ulp where the exact result is a normal float: the
 // worst error at most `bound`. Outside that range a result must overflow to inf (with the sign)
-// or, below FLT_MIN, be within FLT_MIN of the exact value: AVX-512's exp gives the denormal,
-// xsimd::exp (other instruction sets) gives 0.
+// or, below FLT_MIN, be within FLT_MIN of the exact value: simd_exp gives the denormal on every
+// instruction set, xsimd::exp (the scalar build) may give 0.
 template <class Simd, class Exact>
 void check_ulps_over_finite_floats(Simd simd, Exact exact, double bound) {
   const std::vector<float> in = finite_sweep();

@@ -4,7 +4,8 @@
 // about one cycle per multiply or FMA on a 16-float packet, so a chain with two or three
 // transcendental functions is bound by those instructions, not by memory; each one saved counts.
 //   simd_exp:  within 1.01 ulp of exp over the whole float range (xsimd::exp: 1 ulp, but it
-//              flushes results below 2^-126 to 0); AVX-512 only, elsewhere xsimd::exp.
+//              overflows from 88.38 and flushes results below 2^-126 to 0); float packets of any
+//              instruction set (vscalefps on AVX-512), xsimd::exp for doubles and scalars.
 //   simd_tanh: within 5 ulp of tanh (3e-7 relative; xsimd::tanh: 1.4 ulp, PyTorch's Sleef: 1 ulp),
 //              any instruction set; 1.7x faster than xsimd::tanh on AVX-512.
 // Doubles and plain scalars keep xsimd's functions. tests/backend/test_simd_math.cpp checks the
@@ -12,6 +13,7 @@
 // exp's largest error, 1.009 ulp); the polynomials come from tests/reference/fit_simd_math.py.
 #include <xsimd/xsimd.hpp>
 
+#include <cstdint>
 #include <type_traits>
 
 #if XSIMD_WITH_AVX512F
@@ -59,6 +61,28 @@ V simd_exp(const V& x) {
     const __m512 p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(r, r), q, r), _mm512_set1_ps(1.0f));
     return V(_mm512_scalef_ps(p, k));
 #endif
+  } else if constexpr (detail::is_float_packet<V>) {
+    // The same on narrower packets (AVX2, SSE2), without vscalefps: 2^k as two normal powers of
+    // two, 2^(k >> 1) and 2^(k - (k >> 1)) (k in [-150, 128], each half in [-75, 64]), built in
+    // the exponent bits; p 2^(k >> 1) is exact, the second product rounds once, to inf above
+    // FLT_MAX and to the denormal below FLT_MIN. (xsimd::exp overflows from x = 88.38, where
+    // exp(x) is still below FLT_MAX, and flushes results below FLT_MIN to 0.)
+    using Int = xsimd::batch<std::int32_t, typename V::arch_type>;
+    const V xc = xsimd::min(V(89.0f), xsimd::max(V(-104.0f), x));
+    const V k = xsimd::nearbyint(xc * V(1.44269504088896341f));
+    V r = xsimd::fnma(k, V(0.693359375f), xc);
+    r = xsimd::fnma(k, V(-2.12194440e-4f), r);
+    V q(0x1.6a244cp-10f);
+    q = xsimd::fma(q, r, V(0x1.1239d4p-7f));
+    q = xsimd::fma(q, r, V(0x1.5558f2p-5f));
+    q = xsimd::fma(q, r, V(0x1.555492p-3f));
+    q = xsimd::fma(q, r, V(0x1.fffffcp-2f));
+    const V p = xsimd::fma(r * r, q, r) + V(1.0f);
+    const Int ki = xsimd::to_int(k);
+    const Int half = ki >> 1;
+    const V first = xsimd::bitwise_cast<V>((half + Int(127)) << 23);
+    const V second = xsimd::bitwise_cast<V>((ki - half + Int(127)) << 23);
+    return (p * first) * second;
   } else {
     return xsimd::exp(x);
   }
