@@ -27,11 +27,22 @@ target_link_libraries(fiber_test_pch PRIVATE fiber_test_main)
 target_precompile_headers(fiber_test_pch PRIVATE
   <doctest/doctest.h> <vector> <string> <cmath> <cstdint> <memory> <functional> <fiber/fiber.hpp>)
 
+# Each test program's files are compiled together, FIBER_TEST_UNITY_BATCH at a time (CMake's unity
+# build): the files of one program instantiate the same models, ops and helpers, which a unity
+# build compiles once instead of once per file. Measured on 2 cores: four files of tests/fine
+# (the tiny fine-grained model in each) take 485 s of CPU one by one and 231 s together.
+# FIBER_TEST_UNITY=OFF compiles file by file (a quicker rebuild after editing one test).
+option(FIBER_TEST_UNITY "Compile each test program's files together (CMake unity build)" ON)
+set(FIBER_TEST_UNITY_BATCH 8 CACHE STRING "test files per unity translation unit")
+
 function(fiber_add_test name)
   set(target test_${name})
   add_executable(${target} ${ARGN})
   target_link_libraries(${target} PRIVATE fiber_test_main)
   target_precompile_headers(${target} REUSE_FROM fiber_test_pch)
+  if(FIBER_TEST_UNITY)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${FIBER_TEST_UNITY_BATCH})
+  endif()
   # One ctest test per TEST_CASE, listed after each build (see FiberDoctestDiscover.cmake).
   set(tests_file ${CMAKE_CURRENT_BINARY_DIR}/${target}_tests.cmake)
   add_custom_command(TARGET ${target} POST_BUILD

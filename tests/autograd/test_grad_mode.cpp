@@ -37,7 +37,7 @@ Counts count(const std::function<void()>& f) {
   f();
   return {fiber::allocation_stats().allocations.load() - t0, heap_allocations.load() - h0};
 }
-Var<double> param(const Shape& s, std::uint64_t seed) {
+Var<double> grad_mode_param(const Shape& s, std::uint64_t seed) {
   fiber::Generator g(seed);
   return Var<double>::parameter(fiber::rand<double>(s, g, -1, 1));
 }
@@ -70,9 +70,9 @@ void check_no_graph(const char* name, const std::function<Var<double>()>& on_var
 TEST_CASE("under NoGrad, ops over Vars that require grad record nothing and allocate only what the tensor op does") {
   const int threads = fiber::num_threads();
   fiber::set_num_threads(1);  // thread hand-offs would add allocations of their own
-  Var<double> x = param({4, 6}, 1), w = param({6, 5}, 2), lw = param({6}, 3), lb = param({6}, 4);
-  Var<double> xt = param({6, 4}, 5);  // read transposed: a non-contiguous input
-  Var<double> img = param({2, 3, 5, 5}, 6), kernel = param({4, 3, 3, 3}, 7), kb = param({4}, 8);
+  Var<double> x = grad_mode_param({4, 6}, 1), w = grad_mode_param({6, 5}, 2), lw = grad_mode_param({6}, 3), lb = grad_mode_param({6}, 4);
+  Var<double> xt = grad_mode_param({6, 4}, 5);  // read transposed: a non-contiguous input
+  Var<double> img = grad_mode_param({2, 3, 5, 5}, 6), kernel = grad_mode_param({4, 3, 3, 3}, 7), kb = grad_mode_param({4}, 8);
   const Tensor<std::int64_t> ids = Tensor<std::int64_t>::from_data({2, 3}, {0, 1, 5, 3, 3, 2}).t();
   const Tensor<std::int64_t> target = Tensor<std::int64_t>::from_data({4}, {0, 5, 2, 1});
   const Tensor<double> X = x.value(), W = w.value(), LW = lw.value(), LB = lb.value(), XT = xt.value();
@@ -93,7 +93,7 @@ TEST_CASE("under NoGrad, ops over Vars that require grad record nothing and allo
     }
   }
   SUBCASE("ops with temporaries of their own allocate exactly what the tensor op does") {
-    Var<double> bias = param({5}, 9);
+    Var<double> bias = grad_mode_param({5}, 9);
     check_no_graph("linear", [&] { return fiber::linear(xt.t(), w.t(), bias); },
                    [&] { return fiber::linear(XT.t(), W.t(), bias.value()); }, 3);  // + the two views' Vars
     check_no_graph("layer_norm", [&] { return fiber::layer_norm(x, Shape{6}, lw, lb); },

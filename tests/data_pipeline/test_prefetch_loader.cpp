@@ -34,7 +34,7 @@ const std::filesystem::path& world_dir() {
   return world.dir;
 }
 train::CaptionDataset world() { return train::load_caption_dataset(world_dir() / "train.jsonl"); }
-text::Tokenizer world_tokenizer() { return text::Tokenizer::from_files(world_dir() / "vocab.json", world_dir() / "merges.txt"); }
+text::Tokenizer loader_tokenizer() { return text::Tokenizer::from_files(world_dir() / "vocab.json", world_dir() / "merges.txt"); }
 
 train::PrefetchOptions small_options(int threads) {
   train::PrefetchOptions o;
@@ -74,8 +74,8 @@ TEST_CASE("epoch orders are permutations, different per epoch, reproducible") {
 }
 
 TEST_CASE("batches are the same for 1 and 3 prefetch threads, across epochs") {
-  train::PrefetchLoader one(world(), world_tokenizer(), small_options(1));
-  train::PrefetchLoader three(world(), world_tokenizer(), small_options(3));
+  train::PrefetchLoader one(world(), loader_tokenizer(), small_options(1));
+  train::PrefetchLoader three(world(), loader_tokenizer(), small_options(3));
   CHECK(one.batches_per_epoch() == 5);  // 23 samples: 4 of 5 and one of 3
   std::set<std::size_t> seen;
   for (int k = 0; k < 12; ++k) {
@@ -90,7 +90,7 @@ TEST_CASE("batches are the same for 1 and 3 prefetch threads, across epochs") {
 }
 
 TEST_CASE("restore continues exactly, mid-epoch and across the epoch's end") {
-  train::PrefetchLoader first(world(), world_tokenizer(), small_options(2));
+  train::PrefetchLoader first(world(), loader_tokenizer(), small_options(2));
   for (int k = 0; k < 3; ++k) first.next();
   const train::LoaderState saved = first.state();
   CHECK(saved == train::LoaderState{0, 3});
@@ -98,7 +98,7 @@ TEST_CASE("restore continues exactly, mid-epoch and across the epoch's end") {
   for (int k = 0; k < 4; ++k) expected.push_back(first.next());
   CHECK(first.state() == train::LoaderState{1, 2});
 
-  train::PrefetchLoader second(world(), world_tokenizer(), small_options(3));
+  train::PrefetchLoader second(world(), loader_tokenizer(), small_options(3));
   second.next();
   second.restore(saved);
   CHECK(second.state() == saved);
@@ -108,7 +108,7 @@ TEST_CASE("restore continues exactly, mid-epoch and across the epoch's end") {
 
 TEST_CASE("batch content: images preprocessed, captions framed, padded, truncated keeping </s>") {
   const train::CaptionDataset data = world();
-  const text::Tokenizer tokenizer = world_tokenizer();
+  const text::Tokenizer tokenizer = loader_tokenizer();
   train::PrefetchOptions o = small_options(2);
   o.shuffle = false;
   o.max_text_len = 6;  // two-shape captions have 12 tokens: cut
@@ -152,7 +152,7 @@ TEST_CASE("a missing or corrupt image fails naming its path, or is skipped and c
   o.shuffle = false;
 
   {
-    train::PrefetchLoader loader(data, world_tokenizer(), o);
+    train::PrefetchLoader loader(data, loader_tokenizer(), o);
     const std::string message = next_error(loader);
     CHECK(message.find("missing.png': no such file") != std::string::npos);
     CHECK(next_error(loader) == message);  // the run stays failed at that batch
@@ -160,7 +160,7 @@ TEST_CASE("a missing or corrupt image fails naming its path, or is skipped and c
   }
   data.samples[1].image = data.samples[0].image;  // only the corrupt one left
   {
-    train::PrefetchLoader loader(data, world_tokenizer(), o);
+    train::PrefetchLoader loader(data, loader_tokenizer(), o);
     CHECK(next_error(loader).find("truncated.png") != std::string::npos);
   }
   data.samples[1].image = dir / "missing.png";
@@ -170,7 +170,7 @@ TEST_CASE("a missing or corrupt image fails naming its path, or is skipped and c
   for (int threads : {1, 3}) {
     warnings.clear();
     o.threads = threads;
-    train::PrefetchLoader loader(data, world_tokenizer(), o);
+    train::PrefetchLoader loader(data, loader_tokenizer(), o);
     const train::DataBatch b = loader.next();
     CHECK(b.samples == std::vector<std::size_t>{0, 3, 4});
     CHECK(b.images.shape() == Shape{3, 3, 32, 32});
@@ -183,7 +183,7 @@ TEST_CASE("a missing or corrupt image fails naming its path, or is skipped and c
   // Nothing readable: an error after one epoch of empty batches, not a hang.
   for (auto& sample : data.samples) sample.image = dir / "missing.png";
   o.on_skip = nullptr;
-  train::PrefetchLoader none(data, world_tokenizer(), o);
+  train::PrefetchLoader none(data, loader_tokenizer(), o);
   CHECK(next_error(none).find("no readable image in the data set") != std::string::npos);
   CHECK(none.skipped_images() == 23);
   std::filesystem::remove_all(dir);
@@ -193,16 +193,16 @@ TEST_CASE("a loader stopped early shuts down without a hang; bad options are err
   for (int threads : {1, 4}) {
     train::PrefetchOptions o = small_options(threads);
     o.queue_batches = 1;
-    train::PrefetchLoader loader(world(), world_tokenizer(), o);
+    train::PrefetchLoader loader(world(), loader_tokenizer(), o);
     loader.next();
   }  // destructors join workers blocked on the full queue
-  { train::PrefetchLoader never_used(world(), world_tokenizer(), small_options(2)); }
+  { train::PrefetchLoader never_used(world(), loader_tokenizer(), small_options(2)); }
   train::PrefetchOptions o = small_options(0);
-  CHECK_THROWS_WITH_AS(train::PrefetchLoader(world(), world_tokenizer(), o), doctest::Contains("threads 0"), Error);
+  CHECK_THROWS_WITH_AS(train::PrefetchLoader(world(), loader_tokenizer(), o), doctest::Contains("threads 0"), Error);
   o = small_options(1);
   o.batch_size = 30;
   o.drop_last = true;
-  CHECK_THROWS_WITH_AS(train::PrefetchLoader(world(), world_tokenizer(), o), doctest::Contains("leaves no batch"), Error);
-  CHECK_THROWS_WITH_AS(train::PrefetchLoader(train::CaptionDataset{}, world_tokenizer(), small_options(1)),
+  CHECK_THROWS_WITH_AS(train::PrefetchLoader(world(), loader_tokenizer(), o), doctest::Contains("leaves no batch"), Error);
+  CHECK_THROWS_WITH_AS(train::PrefetchLoader(train::CaptionDataset{}, loader_tokenizer(), small_options(1)),
                        doctest::Contains("the data set is empty"), Error);
 }

@@ -38,7 +38,7 @@ struct Run {
 };
 
 template <class T>
-void run(Run<T>& r) {
+void run_head(Run<T>& r) {
   test::load_tiny_fine(r.model);
   r.c3 = Var<T>(fx<T>("c3"), true);
   const std::vector<Var<T>> p = r.model.fpn({r.c3, Var<T>(fx<T>("c4")), Var<T>(fx<T>("c5"))});
@@ -58,7 +58,7 @@ void run(Run<T>& r) {
 
 TEST_CASE("ATSS losses on the head's outputs, and their gradients through the head, equal the official (float64)") {
   Run<double> r;
-  run(r);
+  run_head(r);
   MESSAGE("positives ", r.losses.positives);
   const auto want = fx<double>("losses").to_vector();
   CHECK(r.losses.token.value().item() == doctest::Approx(want[0]).epsilon(1e-6));
@@ -81,7 +81,7 @@ TEST_CASE("ATSS losses on the head's outputs equal the official (float32)") {
   Run<float> r;
   {
     NoGrad no_grad;
-    run(r);
+    run_head(r);
   }
   const auto want = fx<double>("losses").to_vector();
   CHECK(r.losses.token.value().item() == doctest::Approx(want[0]).epsilon(2e-4));

@@ -10,7 +10,7 @@ using fiber::test::rnd;
 using Vars = std::span<const Var<double>>;
 
 namespace {
-Tensor<float> iota(const fiber::Shape& s, float start = 0) {
+Tensor<float> iota_from(const fiber::Shape& s, float start = 0) {
   Tensor<float> t = Tensor<float>::empty(s);
   for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = start + float(i);
   return t;
@@ -18,8 +18,8 @@ Tensor<float> iota(const fiber::Shape& s, float start = 0) {
 }  // namespace
 
 TEST_CASE("concat along each axis, negative axis, non-contiguous inputs") {
-  auto a = iota({2, 2});          // 0 1 / 2 3
-  auto b = iota({2, 1}, 10);      // 10 / 11
+  auto a = iota_from({2, 2});          // 0 1 / 2 3
+  auto b = iota_from({2, 1}, 10);      // 10 / 11
   CHECK(fiber::concat({a, b}, 1).to_vector() == std::vector<float>{0, 1, 10, 2, 3, 11});
   CHECK(fiber::concat({a, b}, -1).shape() == fiber::Shape{2, 3});
   CHECK(fiber::concat({a, a}, 0).to_vector() == std::vector<float>{0, 1, 2, 3, 0, 1, 2, 3});
@@ -35,8 +35,8 @@ TEST_CASE("concat along each axis, negative axis, non-contiguous inputs") {
 }
 
 TEST_CASE("stack inserts a new axis") {
-  auto a = iota({2, 3});
-  auto b = iota({2, 3}, 100);
+  auto a = iota_from({2, 3});
+  auto b = iota_from({2, 3}, 100);
   auto s0 = fiber::stack({a, b}, 0);
   CHECK(s0.shape() == fiber::Shape{2, 2, 3});
   CHECK(s0.select(0, 1).to_vector() == b.to_vector());
@@ -51,7 +51,7 @@ TEST_CASE("stack inserts a new axis") {
 }
 
 TEST_CASE("split and chunk give views with PyTorch's piece sizes") {
-  auto x = iota({2, 7});
+  auto x = iota_from({2, 7});
   auto pieces = fiber::split(x, 3, 1);
   REQUIRE(pieces.size() == 3);
   CHECK(pieces[0].shape() == fiber::Shape{2, 3});
@@ -63,10 +63,10 @@ TEST_CASE("split and chunk give views with PyTorch's piece sizes") {
   CHECK(sized[1].numel() == 0);
   CHECK(sized[2].to_vector() == std::vector<float>{1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13});
   // torch.chunk(arange(5), 3) -> sizes 2, 2, 1; chunk(arange(6), 4) -> 2, 2, 2 (only 3 pieces)
-  auto c5 = fiber::chunk(iota({5}), 3);
+  auto c5 = fiber::chunk(iota_from({5}), 3);
   REQUIRE(c5.size() == 3);
   CHECK(c5[2].numel() == 1);
-  CHECK(fiber::chunk(iota({6}), 4).size() == 3);
+  CHECK(fiber::chunk(iota_from({6}), 4).size() == 3);
   // empty dimension: `chunks` empty pieces; split of an empty dimension: one piece
   CHECK(fiber::chunk(Tensor<float>::empty({0, 2}), 3).size() == 3);
   CHECK(fiber::split(Tensor<float>::empty({0}), 0).size() == 1);

@@ -18,7 +18,7 @@ const Pipeline& pipeline() {
                                            std::string(FIBER_TEST_DATA_DIR) + "/text/merges.txt");
   return p;
 }
-double max_diff(const Tensor<float>& a, const Tensor<float>& b) {
+double max_abs_diff(const Tensor<float>& a, const Tensor<float>& b) {
   REQUIRE(a.shape() == b.shape());
   const Tensor<float> ac = a.contiguous(), bc = b.contiguous();
   double d = 0;
@@ -43,7 +43,7 @@ TEST_CASE("coarse pipeline: texts are framed, padded to the longest and masked")
 TEST_CASE("coarse pipeline: a text's embedding does not depend on the batch it is padded in") {
   const Tensor<float> alone = pipeline().embed_texts({"you"});
   const Tensor<float> batched = pipeline().embed_texts({"a b c an a", "you"});
-  CHECK(max_diff(alone.select(0, 0), batched.select(0, 1)) < 1e-6);
+  CHECK(max_abs_diff(alone.select(0, 0), batched.select(0, 1)) < 1e-6);
 }
 
 TEST_CASE("coarse pipeline: match gives the model's ITM logits, probability, rank score and ITC cosine") {
@@ -55,7 +55,7 @@ TEST_CASE("coarse pipeline: match gives the model's ITM logits, probability, ran
   const auto& m = pipeline().model();
   const auto f = m.fuse(Var<float>(pixels), texts.ids, texts.mask);
   const Tensor<float> logits = m.itm_logits(f.cls_feats).value();
-  CHECK(max_diff(s.itm_logits, logits) == 0);
+  CHECK(max_abs_diff(s.itm_logits, logits) == 0);
   for (int i = 0; i < 2; ++i) {
     const double l0 = logits.data()[2 * i], l1 = logits.data()[2 * i + 1];
     CHECK(s.itm_probability.data()[i] == doctest::Approx(1 / (1 + std::exp(l0 - l1))).epsilon(1e-6));

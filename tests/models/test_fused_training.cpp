@@ -40,7 +40,7 @@ constexpr models::FiberCoarseConfig Rates0 = [] {
 // Same keys in the same order for both configurations, hence the same weights for one seed. The
 // alpha gates are set nonzero so that the cross-attention takes part.
 template <class M>
-void randomize(M& m, std::uint64_t seed) {
+void randomize_fused(M& m, std::uint64_t seed) {
   Generator gen(seed);
   m.visit("", [&](const std::string& key, nn::Entry<double> e) {
     if (e.role != nn::Role::parameter) return;
@@ -102,7 +102,7 @@ struct ThreadCount {
 // tests/model_ops/test_dropout.cpp.
 TEST_CASE("fused training forward: stochastic, reproducible from the seed, independent of the thread count") {
   models::FiberCoarse<double, Rates> m;
-  randomize(m, 1);
+  randomize_fused(m, 1);
   const Batch b = batch();
   ThreadCount restore;
   set_num_threads(1);
@@ -119,8 +119,8 @@ TEST_CASE("fused training forward: stochastic, reproducible from the seed, indep
 TEST_CASE("fused evaluation forward: deterministic, equal to the training forward with rates 0") {
   models::FiberCoarse<double, Rates> m;
   models::FiberCoarse<double, Rates0> m0;
-  randomize(m, 1);
-  randomize(m0, 1);
+  randomize_fused(m, 1);
+  randomize_fused(m0, 1);
   const Batch b = batch();
   const std::vector<double> eval = fused_outputs(m, b, {});
   CHECK(fused_outputs(m, b, {}) == eval);
@@ -130,7 +130,7 @@ TEST_CASE("fused evaluation forward: deterministic, equal to the training forwar
 
 TEST_CASE("fused training forward: gradients reach every parameter of the fused path") {
   models::FiberCoarse<double, Rates> m;
-  randomize(m, 1);
+  randomize_fused(m, 1);
   const Batch b = batch();
   Generator gen(5);
   nn::ForwardContext<double> ctx;

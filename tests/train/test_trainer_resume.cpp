@@ -17,7 +17,7 @@ namespace train = fiber::train;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
+fs::path fresh_run_dir(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("fiber_test_train_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   return dir;
@@ -52,7 +52,7 @@ std::vector<std::vector<float>> params(toy::ToyTask& t) {
 }  // namespace
 
 TEST_CASE("stopped after k steps and resumed, the run reproduces the uninterrupted losses bit for bit") {
-  const fs::path straight_dir = fresh_dir("straight"), split_dir = fresh_dir("split");
+  const fs::path straight_dir = fresh_run_dir("straight"), split_dir = fresh_run_dir("split");
   toy::ToyTask straight_task(1);
   train::Trainer straight(straight_task, options(straight_dir));
   const train::TrainSummary full = straight.run();
@@ -99,7 +99,7 @@ TEST_CASE("stopped after k steps and resumed, the run reproduces the uninterrupt
 }
 
 TEST_CASE("a damaged newer checkpoint is skipped and reported; nothing already saved is lost") {
-  const fs::path dir = fresh_dir("damaged"), ref_dir = fresh_dir("damaged_ref");
+  const fs::path dir = fresh_run_dir("damaged"), ref_dir = fresh_run_dir("damaged_ref");
   toy::ToyTask ref_task(1);
   const train::TrainSummary full = train::Trainer(ref_task, options(ref_dir)).run();
   {
@@ -131,7 +131,7 @@ TEST_CASE("a damaged newer checkpoint is skipped and reported; nothing already s
 }
 
 TEST_CASE("a checkpoint of another run length or another model is refused, not skipped") {
-  const fs::path dir = fresh_dir("refuse");
+  const fs::path dir = fresh_run_dir("refuse");
   {
     toy::ToyTask task(1);
     train::Trainer(task, options(dir)).run(3);
@@ -150,7 +150,7 @@ TEST_CASE("a checkpoint of another run length or another model is refused, not s
 }
 
 TEST_CASE("the trainer calls after_update once per update and refuses a task without a total loss") {
-  const fs::path dir = fresh_dir("contract");
+  const fs::path dir = fresh_run_dir("contract");
   toy::ToyTask task(1);
   train::TrainerOptions o = options(dir);
   o.save_every = 0;
