@@ -64,6 +64,34 @@ TEST_CASE("grounding data: COCO detection JSON gets its categories' prompt; crow
   CHECK(d.images[0].boxes[1].category == 0);
 }
 
+TEST_CASE("grounding data: images without a box over 1 pixel are left out, as the official data sets") {
+  // has_valid_annotation (CocoGrounding, ModulatedDataset): no annotation, or every box (crowds
+  // too) at most 1 pixel wide or high, leaves the image out; a crowd box alone keeps it.
+  const auto dir = test::fresh_dir("grounding_left_out");
+  test::write_text(dir / "g.json", R"({
+    "images": [{"id": 1, "file_name": "a.png", "caption": "a dot"}, {"id": 2, "file_name": "b.png", "caption": "a line"},
+               {"id": 3, "file_name": "c.png", "caption": "a box"}, {"id": 4, "file_name": "d.png", "caption": "a crowd"},
+               {"id": 5, "file_name": "e.png", "caption": "nothing"}],
+    "annotations": [
+      {"image_id": 1, "bbox": [3, 3, 1, 1], "tokens_positive": [[2, 5]]},
+      {"image_id": 2, "bbox": [3, 3, 40, 1], "tokens_positive": [[2, 6]]},
+      {"image_id": 2, "bbox": [9, 9, 0.5, 30], "tokens_positive": [[2, 6]]},
+      {"image_id": 3, "bbox": [3, 3, 0.5, 30], "tokens_positive": [[2, 5]]},
+      {"image_id": 3, "bbox": [3, 3, 1.5, 1.5], "tokens_positive": [[2, 5]]},
+      {"image_id": 4, "bbox": [0, 0, 9, 9], "iscrowd": 1}]})");
+  const train::GroundingDataset d = train::load_grounding_dataset(dir / "g.json");
+  CHECK(d.images_left_out == 3);
+  REQUIRE(d.size() == 2);
+  CHECK(d.images[0].file == dir / "c.png");
+  CHECK(d.images[0].boxes.size() == 2);  // the thin box stays: the batch drops it after the clamp
+  CHECK(d.images[1].file == dir / "d.png");
+  CHECK(d.images[1].boxes.empty());
+  test::write_text(dir / "none.json", R"({"images": [{"id": 1, "file_name": "a.png", "caption": "a dot"}],
+    "annotations": [{"image_id": 1, "bbox": [3, 3, 1, 9], "tokens_positive": [[2, 5]]}]})");
+  CHECK_THROWS_WITH_AS(train::load_grounding_dataset(dir / "none.json"),
+                       doctest::Contains("none.json: no images with a box over 1 pixel wide and high"), Error);
+}
+
 TEST_CASE("grounding data: errors name the file and the entry") {
   const auto dir = test::fresh_dir("grounding_errors");
   auto load = [&](const std::string& json) {

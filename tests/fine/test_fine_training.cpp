@@ -7,12 +7,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "../data_pipeline/data_fixtures.hpp"
+#include "fiber/io/load_tensor.hpp"
 #include "fiber/io/open_checkpoint.hpp"
 #include "fiber/models/coarse_init.hpp"
 #include "fiber/models/fine_init.hpp"
@@ -117,6 +120,74 @@ TEST_CASE("fine training: boxes and positive maps of a batch follow the official
   CHECK(seen[1]);
 }
 
+TEST_CASE("fine training: batches equal the official pipeline's (ModulatedDataset, transforms, BatchCollator)") {
+  // tests/reference/make_fine_batches.py ran the official data set, transforms and collator on
+  // tests/data/fine/batches/grounding.json: boxes clamped or dropped with their spans, a span
+  // starting on a space, two spans on a box, a crowd box, an image left out, resized (the longer
+  // side's limit acting in run 2), flipped in run 1, normalised, padded to the batch.
+  const fs::path dir = fs::path(FIBER_TEST_DATA_DIR) / "fine/batches";
+  const auto bytes = [](const fs::path& f) {
+    std::ifstream in(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  // The fixture's tokenizer files are the shapes world's, as the library writes them.
+  REQUIRE(bytes(dir / "vocab.json") == bytes(world().dir / "vocab.json"));
+  REQUIRE(bytes(dir / "merges.txt") == bytes(world().dir / "merges.txt"));
+  const text::Tokenizer tok = text::Tokenizer::from_files(dir / "vocab.json", dir / "merges.txt");
+  const train::GroundingDataset data = train::load_grounding_dataset(dir / "grounding.json");
+  CHECK(data.images_left_out == 1);
+  REQUIRE(data.size() == 2);
+  const io::Checkpoint ref = io::open_checkpoint(dir / "batches.safetensors");
+  auto model = demo_model(1);
+  struct Run {
+    int min_size;
+    double flip;
+  };
+  const Run runs[] = {{64, 0.0}, {64, 1.0}, {80, 0.0}};
+  for (int r = 0; r < 3; ++r) {
+    CAPTURE(r);
+    train::FineGroundingOptions o;
+    o.batch_size = 2;
+    o.min_sizes = {runs[r].min_size};
+    o.max_size = 100;
+    o.flip_probability = runs[r].flip;
+    DemoTask task(*model, data, tok, o);
+    Generator gen(7);
+    const train::GroundingBatch b = task.next_batch(gen);
+    REQUIRE(b.indices.size() == 2);
+    for (std::size_t k = 0; k < 2; ++k) {
+      const std::string i = std::to_string(b.indices[k]);
+      CAPTURE(i);
+      // Pixels: the same resampling and normalisation; 1e-4 of values up to ~2.6.
+      const Tensor<float> image = io::load_tensor<float>(ref, "r" + std::to_string(r) + ".image" + i);
+      const Tensor<float> ours = b.images.select(0, std::int64_t(k)).contiguous();
+      REQUIRE(ours.shape() == image.shape());
+      const auto a = ours.to_vector(), e = image.to_vector();
+      double worst = 0;
+      for (std::size_t t = 0; t < a.size(); ++t) worst = std::max(worst, double(std::abs(a[t] - e[t])));
+      CHECK(worst <= 1e-4);
+      // Boxes: the official computes in float32 (resize, transpose), we in double: 1e-4 px.
+      const Tensor<float> boxes = io::load_tensor<float>(ref, "r" + std::to_string(r) + ".boxes" + i);
+      REQUIRE(b.boxes[k].shape() == boxes.shape());
+      const auto ab = b.boxes[k].to_vector(), eb = boxes.to_vector();
+      for (std::size_t t = 0; t < ab.size(); ++t) CHECK(std::abs(ab[t] - eb[t]) <= 1e-4f);
+      // Positive maps: exactly the collator's (binarised, 256 columns; ours stop at max_query_len 32).
+      const Tensor<float> map = io::load_tensor<float>(ref, "r" + std::to_string(r) + ".map" + i);
+      REQUIRE(map.size(0) == b.positive_maps[k].size(0));
+      for (std::int64_t q = 0; q < map.size(0); ++q)
+        for (std::int64_t t = 0; t < map.size(1); ++t)
+          CHECK(map.at({q, t}) == (t < 32 ? b.positive_maps[k].at({q, t}) : 0.0f));
+      // The text: ids and attention mask as the official language backbone pads them.
+      const Tensor<std::int64_t> ids = io::load_tensor<std::int64_t>(ref, "ids" + i);
+      const Tensor<std::int64_t> mask = io::load_tensor<std::int64_t>(ref, "mask" + i);
+      for (std::int64_t t = 0; t < 32; ++t) {
+        CHECK(b.ids.at({std::int64_t(k), t}) == ids.at({t}));
+        CHECK(b.valid.at({std::int64_t(k), t}) == mask.at({t}));
+      }
+    }
+  }
+}
+
 TEST_CASE("fine training: a detection image lists its categories in a new order each time, its boxes follow their names") {
   // COCO instances without captions: the official COCO fine-tuning shuffles the category list of
   // every image it reads (convert_od_to_grounding_simple, DISABLE_SHUFFLE false).
@@ -188,12 +259,28 @@ TEST_CASE("fine training: a detection image lists its categories in a new order 
   }
 }
 
+TEST_CASE("fine training: a hand-built detection image naming a category the data set lacks is an error") {
+  const fs::path dir = test::fresh_dir("fine_bad_category");
+  test::write_text(dir / "instances.json", R"({"images": [{"id": 1, "file_name": "a.png"}],
+    "annotations": [{"image_id": 1, "bbox": [2, 2, 20, 20], "category_id": 5}],
+    "categories": [{"id": 2, "name": "circle"}, {"id": 5, "name": "square"}]})");
+  train::GroundingDataset data = train::load_grounding_dataset(dir / "instances.json");
+  REQUIRE(data.images[0].boxes[0].category == 1);
+  auto model = demo_model(1);
+  data.images[0].boxes[0].category = 2;  // past the two categories
+  CHECK_THROWS_WITH_AS(DemoTask(*model, data, world().tokenizer),
+                       doctest::Contains("a.png: a box's category 2 is not one of the data set's 2 categories"), Error);
+  data.images[0].boxes[0].category = -1;
+  CHECK_THROWS_WITH_AS(DemoTask(*model, data, world().tokenizer), doctest::Contains("a box's category -1"), Error);
+}
+
 TEST_CASE("fine training: a prompt past max_query_len is an error naming the image") {
   const fs::path dir = test::fresh_dir("fine_long");
   std::string caption;
   for (int i = 0; i < 40; ++i) caption += "red ";
   caption += "circle";
-  test::write_text(dir / "g.json", R"({"images": [{"id": 1, "file_name": "x.png", "caption": ")" + caption + R"("}]})");
+  test::write_text(dir / "g.json", R"({"images": [{"id": 1, "file_name": "x.png", "caption": ")" + caption +
+                                       R"("}], "annotations": [{"image_id": 1, "bbox": [0, 0, 9, 9], "tokens_positive": [[0, 3]]}]})");
   const train::GroundingDataset data = train::load_grounding_dataset(dir / "g.json");
   auto model = demo_model(1);
   CHECK_THROWS_WITH_AS(DemoTask(*model, data, world().tokenizer), doctest::Contains("x.png: its prompt is 43 tokens, over the model's 32"),

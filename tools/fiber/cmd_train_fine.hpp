@@ -102,6 +102,8 @@ int train_fine(const TrainFineArgs& a, const char* config_name) {
   std::printf("FIBER fine %s: %zu training images, %lld steps of batch %lld, lr %g (language %g), warmup %lld\n",
               config_name, data.size(), static_cast<long long>(a.steps), static_cast<long long>(a.batch), a.lr, a.lang_lr,
               static_cast<long long>(recipe.warmup_iters));
+  if (data.images_left_out > 0)
+    std::printf("  %zu images left out: no box over 1 pixel wide and high (as the official data sets)\n", data.images_left_out);
   const bool stopping = a.stop_after > 0 && a.stop_after < a.steps;
   const train::TrainSummary s = stopping ? trainer.run(std::max<std::int64_t>(0, a.stop_after - start)) : trainer.run();
   if (stopping) {

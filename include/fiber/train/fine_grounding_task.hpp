@@ -16,7 +16,7 @@
 //     boxes left empty dropped (clip_to_image(remove_empty=True)) with their spans;
 //   image: Resize (shorter side drawn from min_sizes, longer at most max_size; boxes scaled per
 //     axis), RandomHorizontalFlip (x1' = w − x2 − 1), BGR 0-255 normalisation, zero padding to the
-//     batch's largest image (the model pads further to a multiple of 32);
+//     batch's largest image rounded up to a multiple of 32 (BatchCollator, SIZE_DIVISIBILITY 32);
 //   text: the prompt tokenized and padded to max_query_len (a prompt longer than that is an error
 //     naming the image; the official truncates); each box's positive map is 1 on the tokens its spans
 //     cover (create_positive_map's char_to_token fallbacks, then made boolean by the collator);
@@ -119,7 +119,15 @@ class FineGroundingTask {
     FIBER_CHECK(options_.flip_probability >= 0 && options_.flip_probability <= 1, "FineGroundingTask: flip_probability ",
                 options_.flip_probability, " is not in [0, 1]");
     FIBER_CHECK(data_.size() > 0, "FineGroundingTask: the data set is empty");
-    for (const GroundingImage& im : data_.images) prepared_.push_back(prepare(im));
+    for (const GroundingImage& im : data_.images) {
+      // A data set built by hand, not by load_grounding_dataset, may name a category it lacks.
+      if (im.detection)
+        for (const GroundingBox& box : im.boxes)
+          FIBER_CHECK(box.category >= 0 && std::size_t(box.category) < data_.categories.size(), "grounding data: ",
+                      excerpt(im.file.string(), 200), ": a box's category ", box.category, " is not one of the data set's ",
+                      data_.categories.size(), " categories");
+      prepared_.push_back(prepare(im));
+    }
     if (options_.ema_decay > 0) ema_ = ModelEma<float>(model_, options_.ema_decay);
     order_ = epoch_order(data_.size(), options_.shuffle_seed, epoch_);
   }
@@ -138,13 +146,13 @@ class FineGroundingTask {
       batch.indices.push_back(index);
       const std::array<std::uint32_t, 4> draw = gen.block(0);
       gen.advance(1);
-      PreparedGroundingImage shuffled;
+      std::optional<PreparedGroundingImage> shuffled;
       if (options_.shuffle_categories && data_.images[index].detection) {
         const std::array<std::uint32_t, 4> order = gen.block(0);
         gen.advance(1);
         shuffled = prepare(with_category_order(data_.images[index], (std::uint64_t(order[0]) << 32) | order[1]));
       }
-      const PreparedGroundingImage& p = shuffled.ids.empty() ? prepared_[index] : shuffled;
+      const PreparedGroundingImage& p = shuffled ? *shuffled : prepared_[index];
       const int min_size = options_.min_sizes[std::size_t(draw[0] % std::uint32_t(options_.min_sizes.size()))];
       const bool flip = fiber::detail::unit_double(draw[1], draw[2]) < options_.flip_probability;
       io::Image image = io::read_image(data_.images[index].file);
@@ -274,12 +282,8 @@ class FineGroundingTask {
     const detection::Prompt prompt = detection::detection_prompt(names);
     GroundingImage out = im;
     out.prompt = prompt.text;
-    for (GroundingBox& box : out.boxes) {
-      FIBER_CHECK(box.category >= 0 && std::size_t(box.category) < position.size(), "grounding data: ",
-                  excerpt(im.file.string(), 200), ": a box's category ", box.category, " is not in the data set's ",
-                  position.size(), " categories");
-      box.spans = prompt.phrases[position[std::size_t(box.category)]].spans;
-    }
+    // Each box's category was checked against the list at construction.
+    for (GroundingBox& box : out.boxes) box.spans = prompt.phrases[position[std::size_t(box.category)]].spans;
     return out;
   }
 
@@ -319,10 +323,13 @@ class FineGroundingTask {
     return order_[position_++];
   }
 
-  // [B, 3, H, W]: each image top-left, zeros elsewhere (to_image_list).
+  // [B, 3, H, W]: each image top-left, zeros elsewhere, H and W the batch's largest rounded up to
+  // a multiple of 32 (to_image_list with DATALOADER.SIZE_DIVISIBILITY 32, as the official collator).
   static Tensor<float> batch_images(const std::vector<io::FineGrainedInput>& inputs) {
     int H = 0, W = 0;
     for (const auto& in : inputs) H = std::max(H, in.image.height), W = std::max(W, in.image.width);
+    H = (H + 31) / 32 * 32;
+    W = (W + 31) / 32 * 32;
     Tensor<float> out = Tensor<float>::zeros({std::int64_t(inputs.size()), 3, H, W});
     for (std::size_t b = 0; b < inputs.size(); ++b) {
       const Tensor<float> t = io::to_tensor(inputs[b].image);  // [3, h, w]

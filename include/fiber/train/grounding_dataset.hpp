@@ -14,8 +14,11 @@
 //    DISABLE_SHUFFLE false): the training task does that from `categories` and each box's
 //    `category` (fine_grounding_task.hpp).
 //
-// Crowd boxes (iscrowd 1) are left out, as the official loaders do. An image without boxes stays
-// (a negative). Paths resolve as in caption_dataset.hpp. Every problem is a fiber::Error naming the
+// Crowd boxes (iscrowd 1) are left out, as the official loaders do. Images are kept or left out
+// as the official data sets decide it (has_valid_annotation in CocoGrounding and ModulatedDataset):
+// an image is left out when it has no annotation with a box, or when every box, crowd boxes
+// included, is at most 1 pixel wide or high; an image whose only boxes are crowds stays, without
+// boxes (a negative). `images_left_out` counts them. Paths resolve as in caption_dataset.hpp. Every problem is a fiber::Error naming the
 // file and the entry; sizes are bounded by CaptionLimits.
 #include <array>
 #include <cmath>
@@ -51,6 +54,7 @@ struct GroundingImage {
 struct GroundingDataset {
   std::vector<GroundingImage> images;
   std::vector<std::string> categories;   // the file's category names, in "categories" order
+  std::size_t images_left_out = 0;       // without a box over 1 pixel wide and high (see above)
   std::size_t size() const { return images.size(); }
 };
 
@@ -150,6 +154,7 @@ inline GroundingDataset load_grounding_dataset(const std::filesystem::path& json
     }
     d.images.push_back(std::move(g));
   }
+  std::vector<bool> has_usable_box(d.images.size(), false);  // a box over 1 pixel wide and high, crowds too
   if (const auto it = root.find("annotations"); it != root.end()) {
     FIBER_CHECK(it->is_array(), file, ": \"annotations\" is ", it->type_name(), ", expected an array");
     FIBER_CHECK(it->size() <= limits.max_samples, file, ": more than ", limits.max_samples, " annotations");
@@ -158,13 +163,14 @@ inline GroundingDataset load_grounding_dataset(const std::filesystem::path& json
       const nlohmann::json& a = (*it)[k];
       FIBER_CHECK(a.is_object(), where, " is ", a.type_name(), ", expected an object");
       if (!a.contains("bbox")) continue;  // a caption annotation (COCO captions), not a box
-      if (const auto c = a.find("iscrowd"); c != a.end() && c->is_number_integer() && c->get<std::int64_t>() != 0) continue;
       const std::int64_t image_id = detail::json_integer_field(a, "image_id", where);
       const auto img = by_id.find(image_id);
       FIBER_CHECK(img != by_id.end(), where, ": image_id ", image_id, " is not in \"images\"");
       GroundingImage& g = d.images[img->second];
       GroundingBox box;
       box.xywh = detail::json_bbox(a, where);
+      if (box.xywh[2] > 1 && box.xywh[3] > 1) has_usable_box[img->second] = true;
+      if (const auto c = a.find("iscrowd"); c != a.end() && c->is_number_integer() && c->get<std::int64_t>() != 0) continue;
       if (captioned[img->second]) {
         box.spans = detail::json_spans(a, where, detail::code_points(g.prompt));
         if (a.contains("category_id")) box.category_id = detail::json_integer_field(a, "category_id", where);
@@ -178,7 +184,12 @@ inline GroundingDataset load_grounding_dataset(const std::filesystem::path& json
       g.boxes.push_back(std::move(box));
     }
   }
-  FIBER_CHECK(!d.images.empty(), file, ": no images");
+  std::vector<GroundingImage> kept;
+  for (std::size_t i = 0; i < d.images.size(); ++i)
+    if (has_usable_box[i]) kept.push_back(std::move(d.images[i]));
+  d.images_left_out = d.images.size() - kept.size();
+  d.images = std::move(kept);
+  FIBER_CHECK(!d.images.empty(), file, ": no images", d.images_left_out ? " with a box over 1 pixel wide and high" : "");
   d.categories = std::move(names);
   return d;
 }
