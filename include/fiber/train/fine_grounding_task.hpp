@@ -157,7 +157,7 @@ class FineGroundingTask {
       const bool flip = fiber::detail::unit_double(draw[1], draw[2]) < options_.flip_probability;
       io::Image image = io::read_image(data_.images[index].file);
       if (flip) image = io::flip_horizontal(image);
-      inputs.push_back(io::preprocess_fine_grained(image, min_size, options_.max_size, 1));
+      inputs.push_back(io::preprocess_fine_grained(image, min_size, options_.max_size, C.size_divisibility));
       const io::FineGrainedInput& in = inputs.back();
       const double rx = double(in.resized_width) / double(in.original_width);
       const double ry = double(in.resized_height) / double(in.original_height);
@@ -323,19 +323,18 @@ class FineGroundingTask {
     return order_[position_++];
   }
 
-  // [B, 3, H, W]: each image top-left, zeros elsewhere, H and W the batch's largest rounded up to
-  // a multiple of 32 (to_image_list with DATALOADER.SIZE_DIVISIBILITY 32, as the official collator).
+  // [B, 3, H, W]: each image top-left, zeros elsewhere. Each input is already zero-padded to a
+  // multiple of C.size_divisibility (preprocess_fine_grained), so H and W, the largest of them, are
+  // too: to_image_list with DATALOADER.SIZE_DIVISIBILITY, as the official collator.
   static Tensor<float> batch_images(const std::vector<io::FineGrainedInput>& inputs) {
     int H = 0, W = 0;
     for (const auto& in : inputs) H = std::max(H, in.image.height), W = std::max(W, in.image.width);
-    H = (H + 31) / 32 * 32;
-    W = (W + 31) / 32 * 32;
     Tensor<float> out = Tensor<float>::zeros({std::int64_t(inputs.size()), 3, H, W});
     for (std::size_t b = 0; b < inputs.size(); ++b) {
-      const Tensor<float> t = io::to_tensor(inputs[b].image);  // [3, h, w]
-      for (std::int64_t c = 0; c < 3; ++c)
-        for (std::int64_t y = 0; y < t.size(1); ++y)
-          std::copy_n(t.data() + (c * t.size(1) + y) * t.size(2), t.size(2),
+      const io::FloatImage& image = inputs[b].image;  // [3, h, w]
+      for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < image.height; ++y)
+          std::copy_n(image.data.data() + (std::size_t(c) * image.height + y) * image.width, image.width,
                       out.data() + ((std::int64_t(b) * 3 + c) * H + y) * W);
     }
     return out;

@@ -18,8 +18,8 @@
 // as the official data sets decide it (has_valid_annotation in CocoGrounding and ModulatedDataset):
 // an image is left out when it has no annotation with a box, or when every box, crowd boxes
 // included, is at most 1 pixel wide or high; an image whose only boxes are crowds stays, without
-// boxes (a negative). `images_left_out` counts them. Paths resolve as in caption_dataset.hpp. Every problem is a fiber::Error naming the
-// file and the entry; sizes are bounded by CaptionLimits.
+// boxes (a negative). `images_left_out` counts them. Paths resolve as in caption_dataset.hpp.
+// Every problem is a fiber::Error naming the file and the entry; sizes are bounded by CaptionLimits.
 #include <array>
 #include <cmath>
 #include <cstdint>
