@@ -116,13 +116,23 @@ void check_gradients(const std::string& version, const std::string& only) {
   }
   loss.backward();
   CHECK(test::relative_error(o.images.grad(), io::load_tensor<double>(f, "grad.images")) <= 1e-6);
+  // Some gradients are many orders of magnitude below the rest: in v3, stage 4's qkv_i2t and
+  // norm_i2t_i get ~1e-8 where their neighbours get ~1..10 (the fixture's figures). Such a value is
+  // the remainder of O(1) terms, so float64 rounding of those terms moves it by ~1e-14: against its
+  // own size ~1e-6, and a build with other code generation (ASan) crossed 1e-6. Each gradient is
+  // therefore measured against max(its own largest value, 1e-6 x the largest gradient checked): a
+  // real error there (a wrong factor, a lost term) still gives ~1e-3 or more.
+  const io::Checkpoint& g = fusion_file(version, "grads");
+  double scale = 0;
+  for (const auto& [key, p] : nn::named_parameters<double>(m))
+    if (g.contains("grad." + key)) scale = std::max(scale, max_abs(io::load_tensor<double>(g, "grad." + key)));
+  REQUIRE(scale > 1.0);  // the fixture's largest gradients are ~10
   int checked = 0;
   double worst = 0;
   std::string worst_key;
   for (const auto& [key, p] : nn::named_parameters<double>(m)) {
     if (key.find("backbone.fpn.") != std::string::npos || key.find(only) == std::string::npos) continue;
     CAPTURE(key);
-    const io::Checkpoint& g = fusion_file(version, "grads");
     REQUIRE(g.contains("grad." + key));
     REQUIRE(p->grad().defined());
     const Tensor<double> want = io::load_tensor<double>(g, "grad." + key);
@@ -131,13 +141,15 @@ void check_gradients(const std::string& version, const std::string& only) {
       // sides hold rounding noise (~1e-16), which a relative measure would blow up.
       CHECK(max_abs(p->grad()) < 1e-10);
     } else {
-      const double err = test::relative_error(p->grad(), want);
+      const double own = max_abs(want);
+      const double err = test::relative_error(p->grad(), want) * own / std::max(own, 1e-6 * scale);
       if (err > worst) worst = err, worst_key = key;
       CHECK(err <= 1e-6);
     }
     ++checked;
   }
-  MESSAGE(version, ": ", checked, " parameter gradients checked, the largest relative error ", worst, " (", worst_key, ")");
+  MESSAGE(version, ": ", checked, " parameter gradients checked, the largest error ", worst, " (", worst_key,
+          "), relative to max(own largest, 1e-6 x ", scale, ")");
   CHECK(checked >= (only.empty() ? 600 : 12));
 }
 }  // namespace
