@@ -270,8 +270,14 @@ TEST_CASE("9: a small deflated pickle of ten million empty lists is refused with
   // 256 MiB + 64 x the deflated pickle's ~20 KB
   FIBER_CHECK_CLI(r, 1, "archive/data.pkl: pickle: its objects would take more than 257 MiB of memory (");
   CHECK(r.err.find("raise PickleLimits::max_bytes if this file is genuine") != std::string::npos);
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's redzones, quarantine and shadow memory nearly double the footprint of many
+  // small allocations (716 MiB measured for this file): the bound is checked in builds without it.
+  MESSAGE("AddressSanitizer build: the 400 MiB bound is left to other builds; peak " << r.max_rss_kib / 1024 << " MiB");
+#else
   CHECK(r.max_rss_kib < 400 * 1024);
   MESSAGE("peak memory to reject it: " << r.max_rss_kib / 1024 << " MiB");
+#endif
 }
 
 // ---- 10. control characters in inspect's text output ------------------------------------------
