@@ -7,6 +7,19 @@ add_library(fiber::build_flags ALIAS fiber_build_flags)
 string(REPLACE "-DNDEBUG" "" CMAKE_CXX_FLAGS_RELEASE "${CMAKE_CXX_FLAGS_RELEASE}")
 set(CMAKE_CXX_FLAGS_RELEASE "${CMAKE_CXX_FLAGS_RELEASE}" CACHE STRING "" FORCE)
 
+# FIBER_APP_OPT_FLAGS: optimisation flags for the `fiber` command and the examples ground_phrase and
+# train_tiny in Release builds (GCC/Clang); empty (the default) keeps the build type's -O3.
+# scripts/test.sh sets -O2: the suite runs these programs for seconds, and on the Zen 3 of
+# 2026-12-07 -O2 compiled tools/fiber/commands_coarse.cpp in 195 s of CPU against 240 s. Their
+# training runs about 4 % slower at -O2 (examples/train_coarse, 1 thread: 25.8 s against 24.7 s),
+# so the demo (examples/train_coarse) and the benchmarks keep the build type's level always.
+set(FIBER_APP_OPT_FLAGS "" CACHE STRING "optimisation flags of the fiber command and the examples ground_phrase and train_tiny in Release builds (GCC/Clang); empty: the build type's")
+function(fiber_app_optimisation target)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND FIBER_APP_OPT_FLAGS)
+    target_compile_options(${target} PRIVATE $<$<CONFIG:Release>:${FIBER_APP_OPT_FLAGS}>)
+  endif()
+endfunction()
+
 # -Wno-(maybe-)uninitialized: GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*)
 # wherever xsimd uses those intrinsics; the warnings are false positives and bury real ones.
 target_compile_options(fiber_build_flags INTERFACE -Wall -Wextra -Wno-unused-parameter -Wno-maybe-uninitialized -Wno-uninitialized)

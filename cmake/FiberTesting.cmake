@@ -9,9 +9,10 @@ target_compile_definitions(fiber_test_main PUBLIC
   FIBER_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
   FIBER_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 target_include_directories(fiber_test_main PUBLIC ${PROJECT_SOURCE_DIR}/tests/support)
-# Test programs are built at -O2 in Release (the library's users, our tools, examples and
-# benchmarks keep -O3): the tests check results, not speed, and -O2 builds them about 30 % faster
-# (test_head_loss_parity.cpp: 160 s at -O3, 114 s at -O2), the largest share of CI on 2 cores.
+# Test programs are built at -O2 in Release (the library's users and our benchmarks keep -O3;
+# FIBER_APP_OPT_FLAGS sets the tools' and examples' level): the tests check results, not speed,
+# and -O2 builds them about 30 % faster (test_head_loss_parity.cpp: 160 s at -O3, 114 s at -O2),
+# the largest share of CI on 2 cores.
 # FIBER_TEST_OPT_FLAGS="" keeps the build type's own level.
 set(FIBER_TEST_OPT_FLAGS "-O2" CACHE STRING "optimisation flags of the test programs in Release builds (GCC/Clang)")
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND FIBER_TEST_OPT_FLAGS)
