@@ -14,10 +14,15 @@ set(CMAKE_CXX_FLAGS_RELEASE "${CMAKE_CXX_FLAGS_RELEASE}" CACHE STRING "" FORCE)
 # training runs about 4 % slower at -O2 (examples/train_coarse, 1 thread: 25.8 s against 24.7 s),
 # so the demo (examples/train_coarse) and the benchmarks keep the build type's level always.
 set(FIBER_APP_OPT_FLAGS "" CACHE STRING "optimisation flags of the fiber command and the examples ground_phrase and train_tiny in Release builds (GCC/Clang); empty: the build type's")
-function(fiber_app_optimisation target)
-  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND FIBER_APP_OPT_FLAGS)
-    target_compile_options(${target} PRIVATE $<$<CONFIG:Release>:${FIBER_APP_OPT_FLAGS}>)
+# fiber_release_optimisation(target scope flags): `flags` (e.g. -O2) after the build type's own in
+# Release builds with GCC/Clang, where the last -O wins; nothing when `flags` is empty.
+function(fiber_release_optimisation target scope flags)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND flags)
+    target_compile_options(${target} ${scope} $<$<CONFIG:Release>:${flags}>)
   endif()
+endfunction()
+function(fiber_app_optimisation target)
+  fiber_release_optimisation(${target} PRIVATE "${FIBER_APP_OPT_FLAGS}")
 endfunction()
 
 # -Wno-(maybe-)uninitialized: GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*)

@@ -15,9 +15,7 @@ target_include_directories(fiber_test_main PUBLIC ${PROJECT_SOURCE_DIR}/tests/su
 # the largest share of CI on 2 cores.
 # FIBER_TEST_OPT_FLAGS="" keeps the build type's own level.
 set(FIBER_TEST_OPT_FLAGS "-O2" CACHE STRING "optimisation flags of the test programs in Release builds (GCC/Clang)")
-if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND FIBER_TEST_OPT_FLAGS)
-  target_compile_options(fiber_test_main PUBLIC $<$<CONFIG:Release>:${FIBER_TEST_OPT_FLAGS}>)
-endif()
+fiber_release_optimisation(fiber_test_main PUBLIC "${FIBER_TEST_OPT_FLAGS}")
 
 # The precompiled header lives in a target of its own (the main must not see it: it defines
 # DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN before including doctest.h).

@@ -34,7 +34,7 @@ static_assert(kConfig.text.vocab_size == train::shapes_world_vocab_size && kConf
               "the demo model's vocabulary is the shapes world's");
 
 struct Options {
-  // Defaults chosen by measured runs (docs/pretraining.md), three departures from the official
+  // Defaults chosen by measured runs (docs/pretraining.md), four departures from the official
   // recipe, which starts from pre-trained backbones: no ITC queue (with the official N(0, 1) queue
   // this small model's ITC did not leave ln(B + Q) within the budget); one learning rate, 4e-4, for
   // every part (the official x5 for cross-modal parts and heads left ITC stuck in some seeds); the
@@ -131,8 +131,8 @@ int main(int argc, char** argv) try {
                static_cast<long long>(fiber::nn::parameter_count<float>(model)), o.queue, o.batch, o.steps, o.lr, o.lr_mult,
                o.gate_init, o.clip, fiber::num_threads());
 
-  // 3. Train: AdamW with the official groups (x5 for cross-modal parts and heads), 10% warmup,
-  //    linear decay to 0.
+  // 3. Train: AdamW with the official groups (their multiplier for cross-modal parts and heads is
+  //    --lr-mult, 1 here), 10% warmup, linear decay to 0.
   train::TrainerOptions t;
   t.total_steps = o.steps;
   t.learning_rate = o.lr;
