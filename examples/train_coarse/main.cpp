@@ -103,13 +103,9 @@ int main(int argc, char** argv) try {
 
   // 2. A fresh tiny FIBER (the official initialisation) and the pre-training task.
   models::FiberCoarse<float, kConfig> model;
-  models::init_coarse(model, std::uint64_t(o.seed));
-  // The cross-attention gates start at 0 officially (the fused layers then leave pre-trained
-  // backbones as they were); from scratch there is nothing to keep, and --gate-init A opens them
-  // (--gate-init 0: the official start).
-  if (o.gate_init != 0)
-    for (auto& [key, var] : fiber::nn::named_parameters<float>(model))
-      if (key.ends_with("alpha_i2t") || key.ends_with("alpha_t2i")) var->value().fill_(float(o.gate_init));
+  // The cross-attention gates start at --gate-init (1; officially 0, which leaves pre-trained
+  // backbones as they were: from scratch there is nothing to keep).
+  models::init_coarse(model, std::uint64_t(o.seed), {.gate = o.gate_init});
   train::PrefetchOptions load;
   load.batch_size = int(o.batch);
   load.image_size = kConfig.swin.image_size;

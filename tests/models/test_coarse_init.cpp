@@ -109,8 +109,8 @@ TEST_CASE("coarse init: the rule of each official key") {
   using models::InitRule;
   using models::coarse_init_rule;
   CHECK(coarse_init_rule("temp") == InitRule::temperature);
-  CHECK(coarse_init_rule("vit_model.layers.2.blocks.17.attn.alpha_i2t") == InitRule::zeros);
-  CHECK(coarse_init_rule("text_transformer.encoder.layer.6.alpha_t2i") == InitRule::zeros);
+  CHECK(coarse_init_rule("vit_model.layers.2.blocks.17.attn.alpha_i2t") == InitRule::gate);
+  CHECK(coarse_init_rule("text_transformer.encoder.layer.6.alpha_t2i") == InitRule::gate);
   CHECK(coarse_init_rule("vit_model.patch_embed.proj.weight") == InitRule::conv_uniform);
   CHECK(coarse_init_rule("vit_model.patch_embed.proj.bias") == InitRule::conv_uniform);
   CHECK(coarse_init_rule("vit_model.patch_embed.norm.weight") == InitRule::ones);
@@ -143,6 +143,7 @@ TEST_CASE("coarse init: values, statistics, tied rank_output, determinism") {
     INFO(key);
     if (rule == models::InitRule::zeros) CHECK(all_equal(t, 0.0f));
     if (rule == models::InitRule::ones) CHECK(all_equal(t, 1.0f));
+    if (rule == models::InitRule::gate) CHECK(all_equal(t, 0.0f));  // officially 0
   }
   // Big tensors: std 0.02 within 3 %, mean ~ 0.
   for (const char* key : {"mlm_score.decoder.weight",                           // normal, [1000, 16]
@@ -184,6 +185,35 @@ TEST_CASE("coarse init: values, statistics, tied rank_output, determinism") {
   delete m;
   delete again;
   delete other;
+}
+
+TEST_CASE("coarse init: the gate option changes the gates and nothing else") {
+  auto* official = new Tiny;
+  models::init_coarse(*official, 7);
+  auto* opened = new Tiny;
+  models::init_coarse(*opened, 7, {.gate = 0.625});
+  const auto a = values_of(*official), b = values_of(*opened);
+  REQUIRE(a.size() == b.size());
+  int i2t = 0, t2i = 0;
+  for (const auto& [key, t] : a) {
+    INFO(key);
+    const bool gate = key.ends_with("alpha_i2t") || key.ends_with("alpha_t2i");
+    if (!gate) {
+      CHECK(max_diff(t, b.at(key)) == 0.0);  // bit for bit the official values
+      continue;
+    }
+    (key.ends_with("alpha_i2t") ? i2t : t2i) += 1;
+    CHECK(all_equal(t, 0.0f));
+    CHECK(all_equal(b.at(key), 0.625f));
+  }
+  // FIBER_SPEC: alpha_i2t in the 6 fused Swin blocks, alpha_t2i in all 12 text layers.
+  CHECK(i2t == 6);
+  CHECK(t2i == 12);
+  const double nan = std::nan("");
+  CHECK_THROWS_WITH_AS(models::init_coarse(*opened, 7, {.gate = nan}), doctest::Contains("gate start must be finite"),
+                       fiber::Error);
+  delete official;
+  delete opened;
 }
 
 TEST_CASE("trunc_normal: bounds and the truncated std") {

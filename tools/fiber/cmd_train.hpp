@@ -3,7 +3,8 @@
 // Trainer (include/fiber/train/, docs/training.md).
 //   fiber train coarse --data DIR|FILE --out RUN [--config demo|tiny|base] [--init W] [--steps N]
 //       [--batch B] [--lr X] [--seed S] [--save-every N] [--stop-after N] [--resume RUN] [--val FILE]
-//       [--eval-every N] [--queue Q] [--accumulate N] [--clip X] [--vocab V --merges M]
+//       [--eval-every N] [--queue Q] [--accumulate N] [--clip X] [--lr-mult M] [--gate-init A]
+//       [--vocab V --merges M]
 // DIR holds train.json (COCO captions or the shapes world) or train.jsonl, and may hold val.json /
 // val.jsonl and the tokenizer (vocab.json, merges.txt). --steps is the run's total, also when
 // resuming. Metrics go to RUN/metrics.jsonl, checkpoints to RUN/checkpoint-*.safetensors.
@@ -29,7 +30,7 @@ namespace fiber::cli {
 struct TrainCoarseArgs {
   std::string data, out, config = "base", init, resume, val, vocab, merges;
   std::int64_t steps = 1000, stop_after = 0, batch = 32, save_every = 1000, eval_every = 0, queue = 4096, accumulate = 1, keep = 3;
-  double lr = 1e-5, clip = 0;
+  double lr = 1e-5, clip = 0, lr_mult = 5, gate_init = 0;  // the official recipe (from pre-trained backbones)
   std::uint64_t seed = 0;
   int loader_threads = 1;
 };
@@ -68,7 +69,7 @@ int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
     };
     nn::load_state_dict<float>(*model, io::open_checkpoint(a.init), lo);
   } else {
-    models::init_coarse(*model, a.seed);
+    models::init_coarse(*model, a.seed, {.gate = a.gate_init});
   }
 
   train::PrefetchOptions lopt;
@@ -92,6 +93,7 @@ int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
   t.total_steps = a.steps;
   t.accumulate = a.accumulate;
   t.learning_rate = a.lr;
+  t.lr_mult_head = t.lr_mult_cross_modal = a.lr_mult;
   t.clip_norm = a.clip;
   t.save_every = a.save_every;
   t.keep_last = a.keep;
@@ -101,9 +103,13 @@ int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
   t.seed = a.seed;
   train::Trainer trainer(task, t);
   const std::int64_t start = detail::resume_if_asked(trainer, a.resume, a.steps);
-  std::printf("FIBER coarse %s: %zu training captions, %lld steps of batch %lld x %lld, lr %g, queue %lld%s\n", config_name,
-              train_set.size(), static_cast<long long>(a.steps), static_cast<long long>(a.batch),
-              static_cast<long long>(a.accumulate), a.lr, static_cast<long long>(a.queue),
+  const std::string gates = !a.init.empty()     ? "gates from --init"
+                            : start > 0          ? "gates from the checkpoint"
+                                                 : fiber::detail::concat("cross-attention gates from ", a.gate_init);
+  std::printf("FIBER coarse %s: %zu training captions, %lld steps of batch %lld x %lld, lr %g (x%g for cross-modal parts and "
+              "heads), %s, queue %lld%s\n",
+              config_name, train_set.size(), static_cast<long long>(a.steps), static_cast<long long>(a.batch),
+              static_cast<long long>(a.accumulate), a.lr, a.lr_mult, gates.c_str(), static_cast<long long>(a.queue),
               val.empty() ? "" : (", evaluation on " + excerpt(val.string(), 200)).c_str());
   const bool stopping = a.stop_after > 0 && a.stop_after < a.steps;
   const train::TrainSummary s =
@@ -141,8 +147,17 @@ void add_train_command(CLI::App& app, CommandList& commands) {
   sub->add_option("--accumulate", a->accumulate, "micro-batches per step")
       ->check(CLI::Range(std::int64_t(1), std::int64_t(65536)))
       ->capture_default_str();
-  sub->add_option("--lr", a->lr, "base learning rate (x5 for cross-modal parts and heads)")
+  sub->add_option("--lr", a->lr, "base learning rate (x--lr-mult for cross-modal parts and heads)")
       ->check(CLI::Range(1e-12, 1.0))
+      ->capture_default_str();
+  sub->add_option("--lr-mult", a->lr_mult,
+                  "learning-rate multiplier for cross-modal parts and heads (official 5; 1 trains from scratch better)")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  sub->add_option("--gate-init", a->gate_init,
+                  "start of the cross-attention gates alpha_i2t / alpha_t2i of a fresh model (official 0; 1 trains from scratch "
+                  "better); not with --init")
+      ->check(CLI::Range(-10.0, 10.0))
       ->capture_default_str();
   sub->add_option("--clip", a->clip, "gradient-norm limit (0: none, as the official recipe)")->check(CLI::Range(0.0, 1e6));
   sub->add_option("--seed", a->seed, "seed of initialisation, data order, masking, negatives")
@@ -164,6 +179,8 @@ void add_train_command(CLI::App& app, CommandList& commands) {
   sub->add_option("--loader-threads", a->loader_threads, "image decoding threads")->check(CLI::Range(1, 64))->capture_default_str();
   commands.add(sub, [a]() -> int {
     FIBER_CHECK(!a->out.empty() || !a->resume.empty(), "fiber train coarse: give --out RUN (or --resume RUN)");
+    FIBER_CHECK(a->init.empty() || a->gate_init == 0.0, "fiber train coarse: --gate-init ", a->gate_init,
+                " sets up a fresh model; with --init the gates come from ", a->init);
     if (a->config == "demo") return train_coarse<models::FiberDemoCoarse>(*a, "demo");
     if (a->config == "tiny") return train_coarse<models::FiberTinyCoarse>(*a, "tiny");
     return train_coarse<models::FiberBaseCoarse384>(*a, "base-384");

@@ -217,7 +217,7 @@ BackboneReport init_from_backbones(FiberCoarse<T, C>& model, const io::Checkpoin
                                    std::uint64_t seed) {
   BackboneReport report = load_backbones(model, swin, roberta);
   const std::unordered_set<std::string> rest(report.initialised.begin(), report.initialised.end());
-  init_coarse(model, seed, [&](std::string_view key) { return rest.count(std::string(key)) != 0; });
+  init_coarse(model, seed, {}, [&](std::string_view key) { return rest.count(std::string(key)) != 0; });
   return report;
 }
 

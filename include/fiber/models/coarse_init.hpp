@@ -5,20 +5,25 @@
 //
 //   models::FiberCoarse<float, models::FiberBaseCoarse384> model;
 //   models::init_coarse(model, /*seed=*/0);
+//   models::init_coarse(model, /*seed=*/0, {.gate = 1});  // the same, the cross-attention gates at 1
 //
 // The rule comes from where a parameter lives (its official key):
 //   vit_model.*          Swin's constructor: apply(_init_vit_weights) -> Linear weights
 //                        trunc_normal(0.02) in [-2, 2], biases 0; LayerNorm 1 / 0; the relative
 //                        position tables trunc_normal(0.02); the patch-embedding conv keeps
 //                        PyTorch's default (kaiming_uniform(a=sqrt 5): U(+-1/sqrt(fan_in)), bias too);
-//                        alpha_i2t 0.
+//                        alpha_i2t: the gate (0 officially).
 //   text_transformer.*   RobertaModel._init_weights: Linear and Embedding N(0, 0.02), biases 0,
 //                        the padding row (pad_token_id) of word and position embeddings 0;
-//                        LayerNorm 1 / 0; alpha_t2i 0.
+//                        LayerNorm 1 / 0; alpha_t2i: the gate (0 officially).
 //   everything else      objectives.init_weights: Linear N(0, 0.02), biases 0, LayerNorm 1 / 0;
 //                        mlm_score.bias 0; temp 0.07; rank_output is a view of itm_score.fc row 1.
 // Each parameter draws from its own stream, Generator(mix(seed, key)), so its values depend only
 // on the seed and its key, not on which other parameters exist or the order they are visited in.
+//
+// The one departure on offer, CoarseInitOptions::gate: the official gates start at 0, so the
+// fused layers leave pre-trained backbones exactly as they were; a model trained from scratch has
+// nothing to keep, and there gates at 0 grow too slowly for ITM (docs/pretraining.md, runs o-q).
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -40,6 +45,12 @@ enum class InitRule {
   embedding,      // N(0, 0.02) with the padding row 0
   conv_uniform,   // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's Conv2d default for weight and bias
   temperature,    // 0.07
+  gate,           // the cross-attention gates alpha_i2t / alpha_t2i: CoarseInitOptions::gate (0 officially)
+};
+
+// What init_coarse may do other than the official initialisation.
+struct CoarseInitOptions {
+  double gate = 0.0;  // every alpha_i2t and alpha_t2i; the official value is 0
 };
 
 inline const char* init_rule_name(InitRule r) {
@@ -51,6 +62,7 @@ inline const char* init_rule_name(InitRule r) {
     case InitRule::embedding: return "normal(0.02), padding row 0";
     case InitRule::conv_uniform: return "conv default uniform";
     case InitRule::temperature: return "0.07";
+    case InitRule::gate: return "the gate (0 officially)";
   }
   return "?";
 }
@@ -60,7 +72,7 @@ inline InitRule coarse_init_rule(std::string_view key) {
   auto ends = [&](std::string_view s) { return key.ends_with(s); };
   auto has = [&](std::string_view s) { return key.find(s) != std::string_view::npos; };
   if (key == "temp") return InitRule::temperature;
-  if (ends("alpha_i2t") || ends("alpha_t2i")) return InitRule::zeros;
+  if (ends("alpha_i2t") || ends("alpha_t2i")) return InitRule::gate;
   if (key == "mlm_score.bias") return InitRule::zeros;
   // LayerNorms: norm, norm1, norm2, norm_i2t_i, patch_embed.norm, downsample.norm, *.LayerNorm.
   const std::size_t dot = key.rfind('.');
@@ -111,12 +123,13 @@ Tensor<T> trunc_normal(const Shape& shape, Generator& gen, T mean, T std, T low,
 // The values `rule` gives a parameter of `shape` under `key`.
 template <class T>
 Tensor<T> init_values(InitRule rule, const Shape& shape, std::uint64_t seed, std::string_view key, std::int64_t pad_row,
-                      std::int64_t conv_fan_in) {
+                      std::int64_t conv_fan_in, const CoarseInitOptions& options) {
   Generator gen(init_stream(seed, key));
   switch (rule) {
     case InitRule::zeros: return Tensor<T>::zeros(shape);
     case InitRule::ones: return Tensor<T>::ones(shape);
     case InitRule::temperature: return Tensor<T>::full(shape, T(0.07));
+    case InitRule::gate: return Tensor<T>::full(shape, T(options.gate));
     case InitRule::normal: return randn<T>(shape, gen, T(0), T(0.02));
     case InitRule::trunc_normal: return trunc_normal<T>(shape, gen, T(0), T(0.02), T(-2), T(2));
     case InitRule::embedding: {
@@ -135,19 +148,22 @@ Tensor<T> init_values(InitRule rule, const Shape& shape, std::uint64_t seed, std
 }
 
 // Initialises every parameter of `model` (tied views follow their storage) as a fresh official
-// model, deterministically from `seed`. `only`, when given, limits it to keys it accepts.
+// model, deterministically from `seed`, but for what `options` changes. `only`, when given, limits
+// it to keys it accepts.
 template <class T, FiberCoarseConfig C, class Filter>
-void init_coarse(FiberCoarse<T, C>& model, std::uint64_t seed, Filter&& only) {
+void init_coarse(FiberCoarse<T, C>& model, std::uint64_t seed, const CoarseInitOptions& options, Filter&& only) {
+  FIBER_CHECK(std::isfinite(options.gate), "init_coarse: the gate start must be finite, got ", options.gate);
   const std::int64_t conv_fan_in = std::int64_t(C.swin.in_chans) * C.swin.patch_size * C.swin.patch_size;
   model.visit("", [&](const std::string& key, nn::Entry<T> e) {
     if (e.role != nn::Role::parameter || !only(std::string_view(key))) return;
-    const Tensor<T> v = init_values<T>(coarse_init_rule(key), e.var->shape(), seed, key, C.text.pad_token_id, conv_fan_in);
+    const Tensor<T> v =
+        init_values<T>(coarse_init_rule(key), e.var->shape(), seed, key, C.text.pad_token_id, conv_fan_in, options);
     e.var->value().copy_(v);  // in place: rank_output views itm_score.fc's storage
   });
 }
 template <class T, FiberCoarseConfig C>
-void init_coarse(FiberCoarse<T, C>& model, std::uint64_t seed) {
-  init_coarse(model, seed, [](std::string_view) { return true; });
+void init_coarse(FiberCoarse<T, C>& model, std::uint64_t seed, const CoarseInitOptions& options = {}) {
+  init_coarse(model, seed, options, [](std::string_view) { return true; });
 }
 
 }  // namespace fiber::models
