@@ -1,6 +1,7 @@
 # Runs the fiber CLI and checks its exit code and output (ctest's own regex checks ignore the
 # exit code). Called with: CLI, ARGS (arguments separated by |), EXPECT ("success" or "failure"), and optional
 # STDOUT_REGEX / STDERR_REGEX that the respective stream must match.
+include(${CMAKE_CURRENT_LIST_DIR}/../support/cli_crash_pattern.cmake)
 string(REPLACE "|" ";" ARGS "${ARGS}")
 execute_process(COMMAND ${CLI} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message(STATUS "exit code ${rc}\nstdout: ${out}\nstderr: ${err}")
@@ -15,6 +16,6 @@ endif()
 if(DEFINED STDERR_REGEX AND NOT err MATCHES "${STDERR_REGEX}")
   message(FATAL_ERROR "stderr does not match '${STDERR_REGEX}'")
 endif()
-if(err MATCHES "terminate called|Aborted|Segmentation|AddressSanitizer|runtime error")
+if(err MATCHES "${fiber_cli_crash_pattern}")
   message(FATAL_ERROR "the command crashed")
 endif()

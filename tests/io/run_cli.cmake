@@ -1,6 +1,7 @@
 # Runs the fiber command line once and checks its exit status and output.
 #   cmake -D CLI=<fiber> -D ARGS="a|b|c" -D RC=0|fail [-D STDOUT=regex] [-D NOT_STDOUT=regex]
 #         [-D STDERR=regex] -P run_cli.cmake
+include(${CMAKE_CURRENT_LIST_DIR}/../support/cli_crash_pattern.cmake)
 string(REPLACE "|" ";" args "${ARGS}")
 execute_process(COMMAND ${CLI} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 set(problems "")
@@ -20,9 +21,7 @@ endif()
 if(DEFINED STDERR AND NOT err MATCHES "${STDERR}")
   string(APPEND problems "stderr does not match '${STDERR}'\n")
 endif()
-# A sanitizer build (FIBER_SANITIZE) reports on stderr; a command expected to fail must not pass
-# by failing that way.
-if(err MATCHES "terminate called|Segmentation|Aborted|stack trace|#0 |AddressSanitizer|LeakSanitizer|runtime error: ")
+if(err MATCHES "${fiber_cli_crash_pattern}")
   string(APPEND problems "stderr shows a crash, a stack dump or a sanitizer report\n")
 endif()
 if(problems)

@@ -1,6 +1,7 @@
 # Runs one `fiber` command and checks its exit status and output:
 #   cmake -DCMD="exe;arg;..." -DEXPECT_FAIL=ON|OFF -DEXPECT="regex" [-DSTREAM=stdout|stderr] -P run_cli.cmake
 # A failing command must print its error to stderr, exit non-zero, and show no stack dump.
+include(${CMAKE_CURRENT_LIST_DIR}/../support/cli_crash_pattern.cmake)
 execute_process(COMMAND ${CMD} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(EXPECT_FAIL)
   if(rc EQUAL 0)
@@ -9,7 +10,7 @@ if(EXPECT_FAIL)
   if(NOT err MATCHES "${EXPECT}")
     message(FATAL_ERROR "stderr does not match '${EXPECT}':\n${err}")
   endif()
-  if(err MATCHES "terminate called|Aborted|#0 |Segmentation|AddressSanitizer|LeakSanitizer|runtime error: ")
+  if(err MATCHES "${fiber_cli_crash_pattern}")
     message(FATAL_ERROR "stack dump, abort or sanitizer report on stderr:\n${err}")
   endif()
 else()
