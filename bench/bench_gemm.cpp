@@ -86,7 +86,12 @@ std::vector<Case> gemm_cases() {
   };
   for (Layer l : {Layer{576, 512, 512, "Swin 24x24 tokens, C 512"}, Layer{144, 1024, 4096, "Swin MLP up, C 1024"},
                   Layer{144, 4096, 1024, "Swin MLP down, C 1024"}, Layer{40, 768, 3072, "RoBERTa MLP up, 40 tokens"},
-                  Layer{40, 3072, 768, "RoBERTa MLP down, 40 tokens"}}) {
+                  Layer{40, 3072, 768, "RoBERTa MLP down, 40 tokens"},
+                  // Swin-B stage 1 at 384 px (96x96 tokens, C 128), batch 1 and 8: tall, thin
+                  // products whose A (up to 38 MB at batch 8) does not fit in any cache.
+                  Layer{9216, 128, 384, "Swin-B stage 1 qkv, batch 1"}, Layer{73728, 128, 384, "Swin-B stage 1 qkv, batch 8"},
+                  Layer{73728, 128, 512, "Swin-B stage 1 MLP up, batch 8"},
+                  Layer{73728, 512, 128, "Swin-B stage 1 MLP down, batch 8"}}) {
     const std::string base = std::to_string(l.M) + "x" + std::to_string(l.K) + "x" + std::to_string(l.N);
     cases.push_back({base + "nn", std::string(l.name) + ", x.W", 1, l.M, l.N, l.K, Trans::no, Trans::no});
     cases.push_back({base + "nt", std::string(l.name) + ", x.W^T", 1, l.M, l.N, l.K, Trans::no, Trans::yes});

@@ -67,11 +67,12 @@ struct Sizes {
 };
 
 // Odd sizes around the register tiles (6 x 64, 12 x 32 with AVX-512; 6 x 16, 12 x 8 with AVX2),
-// several K blocks (384 floats, 256 doubles), narrow and wide N.
+// several K blocks (384 floats, 256 doubles), narrow and wide N; the last two have a tall A (its K
+// block over 1 MiB: rows split first, wide B blocks).
 constexpr Sizes odd_sizes[] = {{1, 1, 1},     {1, 7, 13},    {7, 1, 17},    {13, 17, 1},   {17, 31, 33},
                                {31, 33, 65},  {33, 65, 7},   {65, 13, 129}, {129, 31, 17}, {6, 64, 40},
                                {12, 32, 5},   {257, 33, 31}, {31, 257, 13}, {40, 130, 385}, {7, 200, 800},
-                               {24, 16, 300}, {5, 129, 257}};
+                               {24, 16, 300}, {5, 129, 257}, {1501, 37, 200}, {1100, 70, 500}};
 
 template <class T>
 void check_all_paths_and_sizes() {
@@ -147,7 +148,8 @@ TEST_CASE("beta = 0 ignores NaN in C and alpha = 0 only scales C") {
 
 TEST_CASE("gemm results are identical for 1, 2 and 3 threads") {
   const fiber::test::RestoreThreads restore_threads;
-  const Sizes sizes[] = {{200, 150, 100}, {97, 530, 401}, {513, 64, 70}, {40, 700, 64}, {300, 32, 300}};
+  // The last: a tall A (rows split first, then columns: 5 x 2 tasks on 2 threads, 5 x 3 on 3).
+  const Sizes sizes[] = {{200, 150, 100}, {97, 530, 401}, {513, 64, 70}, {40, 700, 64}, {300, 32, 300}, {1501, 70, 500}};
   for (GemmPath path : {GemmPath::automatic, GemmPath::packed, GemmPath::eigen})
     for (Sizes s : sizes)
       for (Trans ta : both)

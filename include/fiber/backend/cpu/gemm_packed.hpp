@@ -2,10 +2,11 @@
 // Our blocked GEMM (the "packed" path): C = alpha * op(A) op(B) + beta * C, then the epilogue.
 //
 //   pack the A micro-panels that cannot be read in place (A transposed, or M's last partial panel);
-//   then, in parallel over tasks, each a range of NR-wide column panels of C (times a range of
-//   rows when N is narrow):
-//     for each group of 4 panels: for each K block (at most KC deep, K cut into equal blocks):
-//       pack op(B)[K block, group] into [kc, NR] panels (L2), reading B's rows contiguously
+//   then, in parallel over tasks, each a range of NR-wide column panels of C times a range of rows
+//   (columns split first; rows first when A is too tall for the cache):
+//     for each group of 4 panels (tall A: as many as fit 256 KiB): for each K block (at most KC
+//     deep, K cut into equal blocks):
+//       pack op(B)[K block, panel block] into [kc, NR] panels (L2), reading B's rows contiguously
 //       for each MR-row micro-panel of A (read in place from A, L1): for each panel: microkernel
 //
 // Every element of C is summed in the same order (k ascending within a K block, K blocks in
@@ -30,6 +31,11 @@ struct Blocking {
   static constexpr std::int64_t kc = sizeof(T) == 8 ? 256 : 384;
   // B panels packed together: their rows are read as one contiguous run (4 x 64 floats).
   static constexpr std::int64_t panels_per_pack = 4;
+  // When A is too tall to stay in cache: the packed B panels a task keeps while it sweeps its
+  // rows of A, in elements (256 KiB: half the smallest L2 seen, Zen 3's 512 KiB). Every A
+  // micro-panel meets all of them, so A is read from memory once per K block, not once per 4
+  // panels (for Swin stage 1's qkv at batch 8: once instead of six times).
+  static constexpr std::int64_t b_block = (std::int64_t{256} << 10) / std::int64_t{sizeof(T)};
   // Largest A (in elements) packed once per call rather than per use: bounds the scratch memory
   // a thread keeps (8 MiB of floats).
   static constexpr std::int64_t a_prepack_max = std::int64_t{1} << 21;
@@ -130,15 +136,24 @@ void gemm_blocked(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64
     });
   }
 
-  // Tasks: groups of B panels (each task packs its panels, so every B element is packed once),
-  // times groups of rows when there are too few panels to keep the threads busy. The grouping
-  // changes no result (each tile is computed the same way in any task).
+  // Tasks: ranges of B panels times ranges of rows. The grouping changes no result (each tile is
+  // computed the same way in any task).
+  //   A's K block up to 1 MiB (stays in L2/L3): columns are split first, so each B element is
+  //     packed once, and the task sweeps its rows of A once per 4 panels, from cache.
+  //   A is tall (Swin stage 1: 4.7 MB at batch 1, 38-151 MB at batch 8): rows are split first
+  //     (at least 256 rows a task, so packing B again per row range costs little), and each A
+  //     micro-panel meets as many B panels as fit b_block, so A comes from memory once per K block.
   const int threads = threaded ? num_threads() : 1;
-  std::int64_t col_groups = 1, row_groups = 1;
+  const bool tall = M * kblocks.size(0) > 4 * Blocking<T>::b_block;  // A's K block over 1 MiB
+  const std::int64_t block_panels =
+      tall ? std::max<std::int64_t>(Blocking<T>::panels_per_pack, Blocking<T>::b_block / (kblocks.size(0) * NR))
+           : Blocking<T>::panels_per_pack;
+  std::int64_t col_groups = tall ? (np + block_panels - 1) / block_panels : 1, row_groups = 1;
   if (threads > 1) {
     const std::int64_t target = 4 * threads;
-    col_groups = std::min(np, target);
-    if (col_groups < target) row_groups = std::min(mp, (target + col_groups - 1) / col_groups);
+    if (tall) row_groups = std::min({mp, target, std::max<std::int64_t>(1, M / 256)});
+    if (col_groups * row_groups < target) col_groups = std::min(np, (target + row_groups - 1) / row_groups);
+    if (col_groups * row_groups < target) row_groups = std::min(mp, (target + col_groups - 1) / col_groups);
   }
 
   auto task = [&](std::int64_t t) {
@@ -146,8 +161,8 @@ void gemm_blocked(Trans ta, Trans tb, std::int64_t M, std::int64_t N, std::int64
     const std::int64_t p0 = np * cg / col_groups, p1 = np * (cg + 1) / col_groups;
     const std::int64_t ir0 = mp * rg / row_groups, ir1 = mp * (rg + 1) / row_groups;
     auto& scratch = packed_scratch<T>();
-    constexpr std::int64_t G = Blocking<T>::panels_per_pack;
-    T* b_panels = scratch.b_panel.get(G * Blocking<T>::kc * NR);
+    const std::int64_t G = std::min(block_panels, p1 - p0);  // panels packed and swept together
+    T* b_panels = scratch.b_panel.get(G * kblocks.size(0) * NR);
     T* tile = scratch.tile.get(MR * NR);
     T* a_panel = prepacked || packed_panels == 0 ? nullptr : scratch.a_panel.get(MR * Blocking<T>::kc);
     for (std::int64_t g0 = p0; g0 < p1; g0 += G) {
