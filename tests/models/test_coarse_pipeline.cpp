@@ -70,6 +70,33 @@ TEST_CASE("coarse pipeline: match gives the model's ITM logits, probability, ran
   CHECK_THROWS_WITH_AS(pipeline().match(pixels, pipeline().tokenize({"you"})), doctest::Contains("2 images for 1 texts"), Error);
 }
 
+TEST_CASE("coarse pipeline: from the second call of a shape on, no tensor memory from the system") {
+  Pipeline p = Pipeline::load(test::coarse_fixture("tiny_coarse.ckpt"), std::string(FIBER_TEST_DATA_DIR) + "/text/vocab.json",
+                              std::string(FIBER_TEST_DATA_DIR) + "/text/merges.txt");
+  Generator gen(7);
+  const Tensor<float> pixels = randn<float>({2, 3, 128, 128}, gen);
+  const TextBatch texts = p.tokenize({"a b c", "you"});
+  // Every output of a call, as plain vectors (tensors kept alive would keep their blocks).
+  auto run = [&] {
+    const MatchScores s = p.match(pixels, texts);
+    return std::vector<std::vector<float>>{s.itm_logits.to_vector(), s.itm_probability.to_vector(),
+                                           s.rank_score.to_vector(), s.itc_similarity.to_vector(),
+                                           p.mlm_logits(pixels, texts).to_vector()};
+  };
+  const auto first = run();
+  const StoragePoolStats after_first = p.buffer_stats();
+  CHECK(after_first.misses > 0);
+  CHECK(after_first.live_bytes == 0);  // every tensor of the calls went back to the buffers
+  const std::int64_t system0 = allocation_stats().system_allocations.load();
+  const auto second = run();
+  CHECK(allocation_stats().system_allocations.load() == system0);
+  CHECK(p.buffer_stats().misses == after_first.misses);
+  CHECK(p.buffer_stats().hits > after_first.hits);
+  CHECK(second == first);  // recycled memory changes nothing, bit for bit
+  p.release_buffers();
+  CHECK(p.buffer_stats().cached_bytes == 0);
+}
+
 TEST_CASE("coarse pipeline: weights of another model are one clear error") {
   // The tiny weights into FIBER-B: every shape differs; the message lists them.
   CHECK_THROWS_WITH_AS(
