@@ -12,10 +12,13 @@ using namespace fiber;
 using Pipeline = CoarsePipeline<models::FiberTinyCoarse>;
 
 namespace {
+Pipeline load_pipeline() {
+  return Pipeline::load(test::coarse_fixture("tiny_coarse.ckpt"), std::string(FIBER_TEST_DATA_DIR) + "/text/vocab.json",
+                        std::string(FIBER_TEST_DATA_DIR) + "/text/merges.txt");
+}
+// Shared by the tests that only read from it.
 const Pipeline& pipeline() {
-  static const Pipeline p = Pipeline::load(test::coarse_fixture("tiny_coarse.ckpt"),
-                                           std::string(FIBER_TEST_DATA_DIR) + "/text/vocab.json",
-                                           std::string(FIBER_TEST_DATA_DIR) + "/text/merges.txt");
+  static const Pipeline p = load_pipeline();
   return p;
 }
 double max_abs_diff(const Tensor<float>& a, const Tensor<float>& b) {
@@ -71,8 +74,7 @@ TEST_CASE("coarse pipeline: match gives the model's ITM logits, probability, ran
 }
 
 TEST_CASE("coarse pipeline: from the second call of a shape on, no tensor memory from the system") {
-  Pipeline p = Pipeline::load(test::coarse_fixture("tiny_coarse.ckpt"), std::string(FIBER_TEST_DATA_DIR) + "/text/vocab.json",
-                              std::string(FIBER_TEST_DATA_DIR) + "/text/merges.txt");
+  Pipeline p = load_pipeline();  // its own: the buffer counts start at zero
   Generator gen(7);
   const Tensor<float> pixels = randn<float>({2, 3, 128, 128}, gen);
   const TextBatch texts = p.tokenize({"a b c", "you"});
