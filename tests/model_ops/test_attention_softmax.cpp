@@ -3,6 +3,7 @@
 // of the scores and the bias; no gradient for the mask; thread-count independence; errors.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <limits>
 
 #include "fiber/ops/attention_softmax.hpp"
@@ -43,6 +44,49 @@ TEST_CASE("attention_softmax: equals softmax(scale * s + bias + mask) at Swin an
   const auto col = rnd({h, N, 1}, 5);
   FIBER_CHECK_CLOSE(fiber::attention_softmax(s.transpose(3, 4), 2.0, col), reference(s.transpose(3, 4), 2.0, col, {}), 1e-13,
                     1e-15);
+}
+
+TEST_CASE("softmax and attention_softmax (float) produce no denormals; the other values are those of the exact softmax") {
+  // Swin's shifted-window mask: -100 on some entries, whose exact probability e^-100 / sum is a
+  // denormal float; a row where e^-86.9 (normal) over a sum of ~60 is denormal; a column softmax
+  // (strided lines). Denormals cost a microcode assist per instruction on Intel CPUs, so the
+  // kernels give exactly 0 there (the exact value is below 2^-125) and every other value as the
+  // double-precision softmax, within float rounding.
+  const std::int64_t rows = 6, n = 61;
+  Tensor<float> s = rnd({rows, n}, 8, -3, 3).to<float>();
+  Tensor<float> mask = Tensor<float>::zeros({rows, n});
+  mask.narrow(1, 40, 21).fill_(-100.f);
+  s.select(0, 5).fill_(0.f);
+  s.select(0, 5).narrow(0, 0, 1).fill_(-86.9f);
+  const Tensor<float> z = s + mask;
+  const Tensor<double> exact = fiber::softmax(z.to<double>(), -1);
+  auto check = [&](const Tensor<float>& y, const Tensor<double>& want) {
+    const auto got = y.to_vector();
+    const auto ref = want.to_vector();
+    int flushed = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      CHECK(std::fpclassify(got[i]) != FP_SUBNORMAL);
+      // (No value of these rows lies between the smallest normal float and 4 times it.)
+      if (ref[i] < std::numeric_limits<float>::min()) {
+        CHECK(got[i] == 0.f);
+        flushed += 1;
+      } else if (ref[i] >= 4 * std::numeric_limits<float>::min()) {
+        CHECK(std::abs(got[i] - ref[i]) <= 1e-6 * ref[i]);
+      }
+    }
+    return flushed;
+  };
+  const int tiny = rows * 21 + 1;  // the masked entries and row 5's first
+  CHECK(check(fiber::attention_softmax(s, 1.f, Tensor<float>(), mask), exact) == tiny);
+  CHECK(check(fiber::softmax(z, -1), exact) == tiny);
+  // Along the first axis: [n, rows] lines vectorised across their neighbours.
+  const Tensor<float> zt = z.t().contiguous();
+  CHECK(check(fiber::softmax(zt, 0), fiber::softmax(zt.to<double>(), 0)) == tiny);
+  // NaN still propagates through the cut-off.
+  s.at({2, 3}) = std::numeric_limits<float>::quiet_NaN();
+  const auto y = fiber::attention_softmax(s, 1.f, Tensor<float>(), mask).to_vector();
+  CHECK(std::isnan(y[2 * n]));
+  CHECK(!std::isnan(y[n]));
 }
 
 TEST_CASE("attention_softmax: a fully masked row is NaN, as softmax") {

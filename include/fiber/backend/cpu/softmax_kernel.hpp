@@ -6,7 +6,7 @@
 //
 // Forward, per line, three passes that stay in cache: the max; exp(x - max) and its sum, fused
 // (softmax stores the exponentials); then the scaling (softmax: * 1/sum; log_softmax:
-// (x - max) - log(sum)). With inner == 1 a line is a contiguous row, vectorised along it; with
+// (x - max) - log(sum)). No denormal is produced (see "no denormals" below). With inner == 1 a line is a contiguous row, vectorised along it; with
 // inner > 1 a packet holds `width` neighbouring lines, vectorised across them.
 //
 // A line that is all -inf gives NaN (max - max is NaN), and so does a line with a NaN or +inf,
@@ -37,13 +37,44 @@ T row_max(const T* x, std::int64_t n) {
   return horizontal_max(xsimd::max(m0, m1));
 }
 
-// Sum of exp(x - mx); with Store, also writes the exponentials to y.
+// ---- no denormals ---------------------------------------------------------------------------
+// exp(x - max) below e^-87 (float; e^-708 for double), about the smallest normal number, is taken
+// as 0, and so is a probability whose quotient by the sum would fall below the smallest normal.
+// Such values are under the sum's rounding (the sum is at least 1, the max's own term), so the
+// sum and every other probability keep their value; a flushed one differs from the exact value by
+// less than 2^-125 (float). Why: a denormal result or operand costs a microcode assist on Intel
+// CPUs. The -100 mask of Swin's shifted windows puts e^-100 (a denormal) in most rows; on a Xeon
+// (family 6, model 207) it made the softmax step 5 times and the P·v product reading it 25 times
+// slower than in the unshifted blocks (bench_coarse's breakdown). NaN still propagates.
+template <class T>
+inline constexpr T exp_cutoff = sizeof(T) == 4 ? T(-87) : T(-708);
+
+// exp(z), 0 where z < exp_cutoff (never a denormal). max(cut, z) returns z when z is NaN.
+template <class T>
+LinePacket<T> exp_or_zero(const LinePacket<T>& z) {
+  using P = LinePacket<T>;
+  const P cut(exp_cutoff<T>);
+  return xsimd::select(z < cut, P(T(0)), cpu::simd_exp(xsimd::max(cut, z)));
+}
+
+// e / sum as e * (1 / sum), 0 where the quotient would fall below the smallest normal number.
+template <class T>
+struct Normalizer {
+  LinePacket<T> reciprocal, floor;
+  explicit Normalizer(const LinePacket<T>& sum)
+      : reciprocal(LinePacket<T>(T(1)) / sum), floor(sum * LinePacket<T>(2 * std::numeric_limits<T>::min())) {}
+  LinePacket<T> operator()(const LinePacket<T>& e) const {
+    return xsimd::select(e < floor, LinePacket<T>(T(0)), e) * reciprocal;
+  }
+};
+
+// Sum of exp(x - mx) (exp_or_zero); with Store, also writes the exponentials to y.
 template <class T, bool Store>
 T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
   using P = LinePacket<T>;
   const P pm(mx);
   const auto [s0, s1] = fold_row<T>(n, P(T(0)), [&](const P& s, std::int64_t j, std::int64_t count) {
-    P e = cpu::simd_exp(load_lanes(x + j, count, mx) - pm);
+    P e = exp_or_zero<T>(load_lanes(x + j, count, mx) - pm);
     if (count < line_width<T>) e = keep_first(e, count, T(0));
     if constexpr (Store) store_lanes(y + j, e, count);
     return s + e;
@@ -62,9 +93,9 @@ void softmax_row(const T* x, T* y, std::int64_t n) {
       store_lanes(y + j, (load_lanes(x + j, count, T(0)) - pm) - ls, count);
     });
   } else {
-    const P r(T(1) / sum);
+    const Normalizer<T> normalize{P(sum)};
     for_each_packet<T>(n, [&](std::int64_t j, std::int64_t count) {
-      store_lanes(y + j, load_lanes(y + j, count, T(0)) * r, count);
+      store_lanes(y + j, normalize(load_lanes(y + j, count, T(0))), count);
     });
   }
 }
@@ -105,7 +136,7 @@ void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::in
   for (std::int64_t k = 0; k < n; ++k) mx = xsimd::max(mx, load_lanes(x + k * inner, count, lowest));
   P sum(T(0));
   for (std::int64_t k = 0; k < n; ++k) {
-    const P e = cpu::simd_exp(load_lanes(x + k * inner, count, T(0)) - mx);
+    const P e = exp_or_zero<T>(load_lanes(x + k * inner, count, T(0)) - mx);
     if constexpr (!Log) store_lanes(y + k * inner, e, count);
     sum += e;
   }
@@ -113,8 +144,8 @@ void softmax_lines(const T* x, T* y, std::int64_t n, std::int64_t inner, std::in
     const P ls = xsimd::log(sum);
     for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, (load_lanes(x + k * inner, count, T(0)) - mx) - ls, count);
   } else {
-    const P r = P(T(1)) / sum;
-    for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, load_lanes(y + k * inner, count, T(0)) * r, count);
+    const Normalizer<T> normalize{sum};
+    for (std::int64_t k = 0; k < n; ++k) store_lanes(y + k * inner, normalize(load_lanes(y + k * inner, count, T(0))), count);
   }
 }
 
