@@ -39,10 +39,7 @@ void attention_softmax_row(const T* x, AddendRow<T> bias, AddendRow<T> mask, T* 
   });
   const T mx = horizontal_max(xsimd::max(m0, m1));
   const T sum = detail::row_exp_sum<T, true>(y, y, n, mx);
-  const detail::Normalizer<T> normalize{P(sum)};  // no denormals (softmax_kernel.hpp)
-  for_each_packet<T>(n, [&](std::int64_t j, std::int64_t count) {
-    store_lanes(y + j, normalize(load_lanes(y + j, count, T(0))), count);
-  });
+  detail::normalize_row(y, n, sum);  // no denormals (softmax_kernel.hpp)
 }
 
 // Calls row(first, end) over ranges of the `rows` rows of n elements, split over the pool.

@@ -6,8 +6,9 @@
 //
 // Forward, per line, three passes that stay in cache: the max; exp(x - max) and its sum, fused
 // (softmax stores the exponentials); then the scaling (softmax: * 1/sum; log_softmax:
-// (x - max) - log(sum)). No denormal is produced (see "no denormals" below). With inner == 1 a line is a contiguous row, vectorised along it; with
-// inner > 1 a packet holds `width` neighbouring lines, vectorised across them.
+// (x - max) - log(sum)); no denormal is produced (see "no denormals" below). With inner == 1 a
+// line is a contiguous row, vectorised along it; with inner > 1 a packet holds `width`
+// neighbouring lines, vectorised across them.
 //
 // A line that is all -inf gives NaN (max - max is NaN), and so does a line with a NaN or +inf,
 // as in PyTorch.
@@ -68,6 +69,15 @@ struct Normalizer {
   }
 };
 
+// A row of exponentials divided by their sum, in place (Normalizer: no denormals).
+template <class T>
+void normalize_row(T* y, std::int64_t n, T sum) {
+  const Normalizer<T> normalize{LinePacket<T>(sum)};
+  for_each_packet<T>(n, [&](std::int64_t j, std::int64_t count) {
+    store_lanes(y + j, normalize(load_lanes(y + j, count, T(0))), count);
+  });
+}
+
 // Sum of exp(x - mx) (exp_or_zero); with Store, also writes the exponentials to y.
 template <class T, bool Store>
 T row_exp_sum(const T* x, T* y, std::int64_t n, T mx) {
@@ -93,10 +103,7 @@ void softmax_row(const T* x, T* y, std::int64_t n) {
       store_lanes(y + j, (load_lanes(x + j, count, T(0)) - pm) - ls, count);
     });
   } else {
-    const Normalizer<T> normalize{P(sum)};
-    for_each_packet<T>(n, [&](std::int64_t j, std::int64_t count) {
-      store_lanes(y + j, normalize(load_lanes(y + j, count, T(0))), count);
-    });
+    normalize_row(y, n, sum);
   }
 }
 
