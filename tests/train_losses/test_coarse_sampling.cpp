@@ -93,6 +93,41 @@ TEST_CASE("draw_hard_negatives: softmax weights over the valid candidates, never
   CHECK_THROWS_WITH_AS(losses::draw_hard_negatives(sim, 6, gen), doctest::Contains("cannot serve 6"), Error);
 }
 
+TEST_CASE("draw_hard_negatives with a uniform share: the mixture's frequencies; share 0 is the official draw") {
+  const Tensor<float> sim = Tensor<float>::from_data({2, 5}, {1.0f, 0.0f, 8.0f, -1.0f, 50.0f,  //
+                                                               9.0f, 1.0f, 0.5f, 0.0f, 50.0f});
+  const std::int64_t n = 4, draws = 20000;
+  for (const double share : {0.5, 1.0}) {
+    INFO("share " << share);
+    std::vector<std::vector<double>> counts(2, std::vector<double>(5, 0));
+    Generator gen(5);
+    for (std::int64_t k = 0; k < draws; ++k) {
+      const Tensor<std::int64_t> pick = losses::draw_hard_negatives(sim, n, gen, share);
+      for (std::int64_t b = 0; b < 2; ++b) counts[std::size_t(b)][std::size_t(pick.at({b}))] += 1;
+    }
+    for (std::int64_t b = 0; b < 2; ++b) {
+      double z = 0;
+      for (std::int64_t j = 0; j < n; ++j) z += j == b ? 0 : std::exp(double(sim.at({b, j})));
+      CHECK(counts[std::size_t(b)][std::size_t(b)] == 0);
+      CHECK(counts[std::size_t(b)][4] == 0);
+      for (std::int64_t j = 0; j < n; ++j)
+        if (j != b) {
+          // The softmax alone gives some candidates under 0.1 %; the mixture gives each at least share / 3.
+          const double p = (1 - share) * std::exp(double(sim.at({b, j}))) / z + share / double(n - 1);
+          INFO("row " << b << " column " << j << " expected " << p);
+          CHECK(within(counts[std::size_t(b)][std::size_t(j)], double(draws), p));
+        }
+    }
+  }
+  // Share 0 draws exactly what the official draw does, from the same generator state.
+  Generator a(7), b(7);
+  for (int k = 0; k < 50; ++k)
+    CHECK(losses::draw_hard_negatives(sim, n, a).to_vector() == losses::draw_hard_negatives(sim, n, b, 0.0).to_vector());
+  Generator gen(1);
+  CHECK_THROWS_WITH_AS(losses::draw_hard_negatives(sim, n, gen, 1.5), doctest::Contains("uniform share 1.5"), Error);
+  CHECK_THROWS_WITH_AS(losses::draw_hard_negatives(sim, n, gen, -0.1), doctest::Contains("outside [0, 1]"), Error);
+}
+
 TEST_CASE("CoarseQueue: wraps around, keeps ids padded, counts every sample") {
   Generator gen(1);
   losses::CoarseQueue<float> q(5, 2, 4, 6, gen);

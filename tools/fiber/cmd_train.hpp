@@ -4,7 +4,7 @@
 //   fiber train coarse --data DIR|FILE --out RUN [--config demo|tiny|base] [--init W] [--steps N]
 //       [--batch B] [--lr X] [--seed S] [--save-every N] [--stop-after N] [--resume RUN] [--val FILE]
 //       [--eval-every N] [--queue Q] [--accumulate N] [--clip X] [--lr-mult M] [--gate-init A]
-//       [--vocab V --merges M]
+//       [--uniform-negatives S] [--vocab V --merges M]
 // DIR holds train.json (COCO captions or the shapes world) or train.jsonl, and may hold val.json /
 // val.jsonl and the tokenizer (vocab.json, merges.txt). --steps is the run's total, also when
 // resuming. Metrics go to RUN/metrics.jsonl, checkpoints to RUN/checkpoint-*.safetensors.
@@ -31,6 +31,7 @@ struct TrainCoarseArgs {
   std::string data, out, config = "base", init, resume, val, vocab, merges;
   std::int64_t steps = 1000, stop_after = 0, batch = 32, save_every = 1000, eval_every = 0, queue = 4096, accumulate = 1, keep = 3;
   double lr = 1e-5, clip = 0, lr_mult = 5, gate_init = 0;  // the official recipe (from pre-trained backbones)
+  double uniform_negatives = 0;                             // 0: the official ITM negatives
   std::uint64_t seed = 0;
   int loader_threads = 1;
 };
@@ -84,6 +85,7 @@ int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
   topt.queue_size = a.queue;
   topt.queue_seed = a.seed;
   topt.masking = train::masking_for(tok);
+  topt.objectives.uniform_negative_share = a.uniform_negatives;
   train::CoarsePretrainTask<C> task(*model, loader, topt);
   const std::filesystem::path val = detail::validation_file(a);
   if (!val.empty())
@@ -107,9 +109,10 @@ int train_coarse(const TrainCoarseArgs& a, const char* config_name) {
                             : start > 0          ? "gates from the checkpoint"
                                                  : fiber::detail::concat("cross-attention gates from ", a.gate_init);
   std::printf("FIBER coarse %s: %zu training captions, %lld steps of batch %lld x %lld, lr %g (x%g for cross-modal parts and "
-              "heads), %s, queue %lld%s\n",
+              "heads), %s, queue %lld, uniform share of ITM negatives %g%s\n",
               config_name, train_set.size(), static_cast<long long>(a.steps), static_cast<long long>(a.batch),
               static_cast<long long>(a.accumulate), a.lr, a.lr_mult, gates.c_str(), static_cast<long long>(a.queue),
+              a.uniform_negatives,
               val.empty() ? "" : (", evaluation on " + excerpt(val.string(), 200)).c_str());
   const bool stopping = a.stop_after > 0 && a.stop_after < a.steps;
   const train::TrainSummary s =
@@ -158,6 +161,11 @@ void add_train_command(CLI::App& app, CommandList& commands) {
                   "start of the cross-attention gates alpha_i2t / alpha_t2i of a fresh model (official 0; 1 trains from scratch "
                   "better); not with --init")
       ->check(CLI::Range(-10.0, 10.0))
+      ->capture_default_str();
+  sub->add_option("--uniform-negatives", a->uniform_negatives,
+                  "share of uniform weight mixed into the ITM negatives' draw (official 0: by ITC similarity only; 0.5 trains "
+                  "from scratch better)")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   sub->add_option("--clip", a->clip, "gradient-norm limit (0: none, as the official recipe)")->check(CLI::Range(0.0, 1e6));
   sub->add_option("--seed", a->seed, "seed of initialisation, data order, masking, negatives")

@@ -47,6 +47,10 @@ struct CoarseObjectives {
   // gradients up to summation order; refused when training draws drop path (it would draw once,
   // not per pass). Needs one backward of the total (no on_loss).
   bool share_image_prefix = false;
+  // Ours, not official (0: the official draw): the share of uniform weight mixed into each ITM
+  // negative's draw, (1 - s) softmax(sim) + s uniform (draw_hard_negatives). From scratch the
+  // official draw alone left ITM at chance in some of our runs (docs/pretraining.md).
+  double uniform_negative_share = 0;
 };
 
 // Random choices given instead of drawn (parity tests against the official code, whose draws come
@@ -165,8 +169,8 @@ CoarseLosses<T> coarse_pretrain_losses(models::FiberCoarse<T, C>& model, const C
         out.text_negatives = fed->text;
       } else {
         // The official order: all image negatives (from t2i), then all text negatives (from i2t).
-        out.image_negatives = draw_hard_negatives(itc.sim_t2i, n, gen);
-        out.text_negatives = draw_hard_negatives(itc.sim_i2t, n, gen);
+        out.image_negatives = draw_hard_negatives(itc.sim_t2i, n, gen, which.uniform_negative_share);
+        out.text_negatives = draw_hard_negatives(itc.sim_i2t, n, gen, which.uniform_negative_share);
       }
     }
     // The queue's rows beyond valid() are never candidates.

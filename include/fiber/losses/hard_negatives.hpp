@@ -7,6 +7,11 @@
 //   text negatives for image b:  drawn from sim_i2t[b]
 // The draw uses one uniform number per row from a Generator (inverse CDF in double), so it is
 // reproducible from the seed and independent of the thread count.
+//
+// uniform_share s (ours; 0 is the official draw, bit for bit) mixes easy negatives in: each row's
+// weights become (1 - s) softmax + s uniform over the n - 1 other candidates. Trained from
+// scratch with the official draw alone, ITM stayed at chance in some of our runs
+// (docs/pretraining.md).
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -21,9 +26,12 @@ namespace fiber::losses {
 
 // sim: [B, >= n] logits; returns [B] candidate indices in [0, n), never b itself when n > 1.
 template <class T>
-Tensor<std::int64_t> draw_hard_negatives(const Tensor<T>& sim, std::int64_t n, Generator& gen) {
+Tensor<std::int64_t> draw_hard_negatives(const Tensor<T>& sim, std::int64_t n, Generator& gen, double uniform_share = 0) {
   FIBER_CHECK(sim.dim() == 2 && n >= 1 && n <= sim.size(1) && sim.size(0) <= n, "draw_hard_negatives: similarities ",
               sim.shape(), " cannot serve ", n, " candidates");
+  FIBER_CHECK(uniform_share >= 0 && uniform_share <= 1, "draw_hard_negatives: uniform share ", uniform_share,
+              " is outside [0, 1]");
+  const double uniform = n > 1 ? uniform_share / double(n - 1) : 0.0;  // each other candidate's uniform weight
   const std::int64_t B = sim.size(0);
   const Tensor<double> u = rand<double>({B}, gen);
   Tensor<std::int64_t> out = Tensor<std::int64_t>::empty({B});
@@ -35,7 +43,7 @@ Tensor<std::int64_t> draw_hard_negatives(const Tensor<T>& sim, std::int64_t n, G
     for (std::int64_t j = 0; j < n; ++j) z += std::exp(double(sim.at({b, j})) - top);
     double total = 0;
     for (std::int64_t j = 0; j < n; ++j) {
-      const double p = j == b ? 0.0 : std::exp(double(sim.at({b, j})) - top) / z;
+      const double p = j == b ? 0.0 : (1 - uniform_share) * (std::exp(double(sim.at({b, j})) - top) / z) + uniform;
       w[std::size_t(j)] = p + 1e-9;
       total += w[std::size_t(j)];
     }
