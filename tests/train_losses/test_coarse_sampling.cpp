@@ -4,6 +4,7 @@
 // standard deviations (a false failure about once in 3.5 million runs; the seeds are fixed anyway).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -67,65 +68,83 @@ TEST_CASE("mask_for_mlm: 15% of the ordinary tokens, 80/10/10, never a special t
   CHECK(losses::mask_for_mlm(ids, other, o).labels.to_vector() != m.labels.to_vector());
 }
 
-TEST_CASE("draw_hard_negatives: softmax weights over the valid candidates, never the diagonal") {
-  // 2 rows, 5 columns of which 4 are candidates; the draw frequencies follow softmax with the
-  // diagonal zeroed.
-  const Tensor<float> sim = Tensor<float>::from_data({2, 5}, {1.0f, 0.0f, 2.0f, -1.0f, 50.0f,  //
-                                                               3.0f, 1.0f, 0.5f, 0.0f, 50.0f});
-  const std::int64_t n = 4, draws = 20000;
+namespace {
+// Draws negatives `draws` times for the 2 rows of sim ([2, 5], the first n columns candidates) and
+// checks the frequencies: never the diagonal, never a column beyond n however large its logit,
+// and each other candidate j of row b at (1 - share) softmax(sim[b, :n] without b)[j] + share / (n - 1).
+void check_draw_frequencies(const Tensor<float>& sim, std::int64_t n, double share, std::uint64_t seed) {
+  const std::int64_t draws = 20000;
   std::vector<std::vector<double>> counts(2, std::vector<double>(5, 0));
-  Generator gen(3);
+  Generator gen(seed);
   for (std::int64_t k = 0; k < draws; ++k) {
-    const Tensor<std::int64_t> pick = losses::draw_hard_negatives(sim, n, gen);
+    const Tensor<std::int64_t> pick = losses::draw_hard_negatives(sim, n, gen, share);
     for (std::int64_t b = 0; b < 2; ++b) counts[std::size_t(b)][std::size_t(pick.at({b}))] += 1;
   }
   for (std::int64_t b = 0; b < 2; ++b) {
     double z = 0;
     for (std::int64_t j = 0; j < n; ++j) z += j == b ? 0 : std::exp(double(sim.at({b, j})));
     CHECK(counts[std::size_t(b)][std::size_t(b)] == 0);
-    CHECK(counts[std::size_t(b)][4] == 0);  // beyond the valid candidates, however large its logit
+    CHECK(counts[std::size_t(b)][4] == 0);
     for (std::int64_t j = 0; j < n; ++j)
       if (j != b) {
-        INFO("row " << b << " column " << j);
-        CHECK(within(counts[std::size_t(b)][std::size_t(j)], double(draws), std::exp(double(sim.at({b, j}))) / z));
+        const double p = (1 - share) * std::exp(double(sim.at({b, j}))) / z + share / double(n - 1);
+        INFO("share " << share << ", row " << b << ", column " << j << ", expected " << p);
+        CHECK(within(counts[std::size_t(b)][std::size_t(j)], double(draws), p));
       }
   }
+}
+}  // namespace
+
+TEST_CASE("draw_hard_negatives: softmax weights over the valid candidates, never the diagonal") {
+  // 2 rows, 5 columns of which 4 are candidates.
+  const Tensor<float> sim = Tensor<float>::from_data({2, 5}, {1.0f, 0.0f, 2.0f, -1.0f, 50.0f,  //
+                                                               3.0f, 1.0f, 0.5f, 0.0f, 50.0f});
+  check_draw_frequencies(sim, 4, 0.0, 3);
+  Generator gen(3);
   CHECK_THROWS_WITH_AS(losses::draw_hard_negatives(sim, 6, gen), doctest::Contains("cannot serve 6"), Error);
 }
 
 TEST_CASE("draw_hard_negatives with a uniform share: the mixture's frequencies; share 0 is the official draw") {
+  // The softmax alone gives some candidates under 0.1 %; the mixture gives each at least share / 3.
   const Tensor<float> sim = Tensor<float>::from_data({2, 5}, {1.0f, 0.0f, 8.0f, -1.0f, 50.0f,  //
                                                                9.0f, 1.0f, 0.5f, 0.0f, 50.0f});
-  const std::int64_t n = 4, draws = 20000;
-  for (const double share : {0.5, 1.0}) {
-    INFO("share " << share);
-    std::vector<std::vector<double>> counts(2, std::vector<double>(5, 0));
-    Generator gen(5);
-    for (std::int64_t k = 0; k < draws; ++k) {
-      const Tensor<std::int64_t> pick = losses::draw_hard_negatives(sim, n, gen, share);
-      for (std::int64_t b = 0; b < 2; ++b) counts[std::size_t(b)][std::size_t(pick.at({b}))] += 1;
-    }
+  const std::int64_t n = 4;
+  for (const double share : {0.5, 1.0}) check_draw_frequencies(sim, n, share, 5);
+  // Share 0 is the official draw, pick for pick: multinomial over softmax(sim[b, :n]) with the
+  // diagonal zeroed and 1e-9 added to every weight, by the inverse CDF of one uniform per row;
+  // computed here from the same uniforms (a second generator in the same state). Near-even
+  // weights, so that a draw that used its uniform differently would pick other candidates.
+  const Tensor<float> even = Tensor<float>::from_data({2, 5}, {0.2f, 0.0f, 0.4f, -0.3f, 50.0f,  //
+                                                                0.5f, 0.0f, 0.1f, -0.2f, 50.0f});
+  Generator gen(7), uniforms(7);
+  for (int k = 0; k < 50; ++k) {
+    const Tensor<std::int64_t> pick = losses::draw_hard_negatives(even, n, gen, 0.0);
+    const Tensor<double> u = rand<double>({2}, uniforms);
     for (std::int64_t b = 0; b < 2; ++b) {
-      double z = 0;
-      for (std::int64_t j = 0; j < n; ++j) z += j == b ? 0 : std::exp(double(sim.at({b, j})));
-      CHECK(counts[std::size_t(b)][std::size_t(b)] == 0);
-      CHECK(counts[std::size_t(b)][4] == 0);
-      for (std::int64_t j = 0; j < n; ++j)
-        if (j != b) {
-          // The softmax alone gives some candidates under 0.1 %; the mixture gives each at least share / 3.
-          const double p = (1 - share) * std::exp(double(sim.at({b, j}))) / z + share / double(n - 1);
-          INFO("row " << b << " column " << j << " expected " << p);
-          CHECK(within(counts[std::size_t(b)][std::size_t(j)], double(draws), p));
+      double top = -INFINITY, z = 0, total = 0;
+      for (std::int64_t j = 0; j < n; ++j) top = std::max(top, double(even.at({b, j})));
+      for (std::int64_t j = 0; j < n; ++j) z += std::exp(double(even.at({b, j})) - top);
+      std::vector<double> w(static_cast<std::size_t>(n));
+      for (std::int64_t j = 0; j < n; ++j) {
+        w[std::size_t(j)] = (j == b ? 0.0 : std::exp(double(even.at({b, j})) - top) / z) + 1e-9;
+        total += w[std::size_t(j)];
+      }
+      std::int64_t want = n - 1;
+      double acc = 0;
+      for (std::int64_t j = 0; j < n; ++j) {
+        acc += w[std::size_t(j)];
+        if (u.at({b}) * total < acc) {
+          want = j;
+          break;
         }
+      }
+      INFO("draw " << k << ", row " << b);
+      CHECK(pick.at({b}) == want);
     }
   }
-  // Share 0 draws exactly what the official draw does, from the same generator state.
-  Generator a(7), b(7);
-  for (int k = 0; k < 50; ++k)
-    CHECK(losses::draw_hard_negatives(sim, n, a).to_vector() == losses::draw_hard_negatives(sim, n, b, 0.0).to_vector());
-  Generator gen(1);
-  CHECK_THROWS_WITH_AS(losses::draw_hard_negatives(sim, n, gen, 1.5), doctest::Contains("uniform share 1.5"), Error);
-  CHECK_THROWS_WITH_AS(losses::draw_hard_negatives(sim, n, gen, -0.1), doctest::Contains("outside [0, 1]"), Error);
+  Generator bad(1);
+  CHECK_THROWS_WITH_AS(losses::draw_hard_negatives(sim, n, bad, 1.5), doctest::Contains("uniform share 1.5"), Error);
+  CHECK_THROWS_WITH_AS(losses::draw_hard_negatives(sim, n, bad, -0.1), doctest::Contains("outside [0, 1]"), Error);
 }
 
 TEST_CASE("CoarseQueue: wraps around, keeps ids padded, counts every sample") {
